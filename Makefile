@@ -1,0 +1,34 @@
+# Everything a fresh machine with only python3 needs: `make bench` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install bench bench-quick test check lint clean
+
+install: $(STAMP)
+
+# The stamp depends on pyproject.toml only, so a second `make` reinstalls nothing.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[all]'
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/adtiers bench
+
+bench-quick: $(STAMP)
+	$(BIN)/adtiers bench --quick
+
+check: $(STAMP)
+	$(BIN)/adtiers check
+
+test: $(STAMP)
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check . && $(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache
