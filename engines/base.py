@@ -1,0 +1,93 @@
+"""The engine contract: what every engine, in-house or outside, gives the harness.
+
+An engine has a ``name``, a ``tier`` and a one-line ``description``; ``unavailable()`` returns
+``None`` or the reason it cannot run here; ``prepare(problem, data)`` does everything that may be
+done once (tracing, compiling, moving data to a device) and returns a ``Prepared`` whose
+``value_and_grad(theta)`` gives ``(float, float64 gradient)`` and ``value(theta)`` the value alone.
+
+Subclasses implement ``_prepare`` and return two plain callables; ``Prepared`` validates theta
+(length, finiteness) and converts the outputs, so that every engine is called, and timed, the same
+way: as ``scipy.optimize`` would call it, NumPy float64 in and out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from problems.base import Data, Problem
+
+TIERS = {
+    "0": "graph-per-call",
+    "1": "tape",
+    "2": "compiled",
+    "framework": "framework",
+    "baseline": "hand-written",
+}
+
+
+@dataclass
+class Prepared:
+    """A prepared (engine, problem, data): the callables the harness checks and times.
+
+    ``info`` carries what the engine exposes about itself (``graph_nodes``, ``tape_equations``, ...).
+    """
+
+    problem: Problem
+    n: int
+    vg: Callable[[np.ndarray], tuple[Any, Any]]
+    val: Callable[[np.ndarray], Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def value_and_grad(self, theta: Any) -> tuple[float, np.ndarray]:
+        theta = self.problem.validate(theta, self.n)
+        value, grad = self.vg(theta)
+        return float(value), np.asarray(grad, dtype=np.float64)
+
+    def value(self, theta: Any) -> float:
+        return float(self.val(self.problem.validate(theta, self.n)))
+
+    __call__ = value_and_grad
+
+
+class Engine:
+    """Base class of an engine. Set ``name``, ``tier``, ``description``; implement ``_prepare``."""
+
+    name: str = ""
+    tier: str = ""
+    description: str = ""
+
+    def unavailable(self) -> str | None:
+        """``None`` when the engine can run here, else the reason it cannot (shown by ``adtiers list``)."""
+        return None
+
+    def set_threads(self, threads: int) -> None:
+        """Apply the harness's single thread count to whatever this engine runs on."""
+
+    def _prepare(self, problem: Problem, data: Data) -> Prepared:
+        raise NotImplementedError
+
+    def prepare(self, problem: Problem, data: Data) -> Prepared:
+        reason = self.unavailable()
+        if reason is not None:
+            raise RuntimeError(f"engine {self.name!r} is unavailable: {reason}")
+        return self._prepare(problem, data)
+
+    def __repr__(self) -> str:
+        return f"<engine {self.name} (tier {self.tier})>"
+
+
+def module_missing(*modules: str) -> str | None:
+    """The reason an engine is unavailable when one of ``modules`` is not installed, else None.
+
+    Only absence counts: a module that is installed but fails to import is left to fail loudly.
+    """
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install {module})"
+    return None

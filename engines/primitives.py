@@ -1,0 +1,186 @@
+"""The one table of primitives: each primitive's NumPy forward and its reverse rules, side by side.
+
+This is the only place in adtiers where derivative formulas live. Every in-house engine (graph,
+graph-scalar, tape, compiled, gpu) evaluates a primitive with ``forward`` and pulls a cotangent back
+through it with ``vjp``; no engine keeps a formula of its own.
+
+A reverse rule has the HIPS-autograd shape ``rule(g, ans, *args, **params) -> cotangent``: ``g`` is
+the cotangent of the output, ``ans`` the forward output, ``args`` the forward inputs. There is one
+rule per input, ``None`` where the input is never differentiable (an index array). Rules may return
+a cotangent of the broadcast shape; ``vjp`` undoes broadcasting in one place (``unbroadcast``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Rule = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """A named operation: NumPy forward, one reverse rule per input, and static parameters.
+
+    ``kind`` tells code generators how the primitive maps over data: ``elementwise`` (scalars or
+    broadcast vectors), ``reduce`` (vector to scalar), ``matvec`` and ``gather``.
+    ``examples(rng)`` gives argument tuples on which the table's generated finite-difference test
+    checks every reverse rule, so a new primitive is tested by being added here.
+    ``templates`` holds code templates keyed by backend, added by the code generators' tables.
+    """
+
+    name: str
+    forward: Callable[..., Any]
+    vjps: tuple[Rule | None, ...]
+    kind: str = "elementwise"
+    doc: str = ""
+    examples: Callable[[np.random.Generator], list[tuple[Any, ...]]] | None = None
+    templates: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def arity(self) -> int:
+        return len(self.vjps)
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name})"
+
+
+def unbroadcast(target_shape: tuple[int, ...], g: Any) -> Any:
+    """Sum a cotangent ``g`` down to ``target_shape``, undoing NumPy broadcasting.
+
+    Broadcasting copies an input along new or length-1 axes; the adjoint of a copy is a sum.
+    """
+    g = np.asarray(g) if np.ndim(g) else g
+    if np.shape(g) == tuple(target_shape):
+        return g
+    while np.ndim(g) > len(target_shape):
+        g = np.sum(g, axis=0)
+    for axis, size in enumerate(target_shape):
+        if size == 1 and np.shape(g)[axis] != 1:
+            g = np.sum(g, axis=axis, keepdims=True)
+    return g
+
+
+def vjp(prim: Primitive, i: int, g: Any, ans: Any, args: tuple[Any, ...]) -> Any:
+    """Cotangent of input ``i`` of ``prim``, given output cotangent ``g``, shaped like that input."""
+    rule = prim.vjps[i]
+    if rule is None:
+        raise TypeError(
+            f"primitive {prim.name!r} has no reverse rule for argument {i}: it is not differentiable"
+        )
+    return unbroadcast(np.shape(args[i]), rule(g, ans, *args))
+
+
+def _gather_vjp(g: Any, ans: Any, x: Any, idx: Any) -> Any:
+    """d/dx of x[idx]: a scatter-add of g into the positions idx, bincount being NumPy's fast one."""
+    return np.bincount(idx, weights=g, minlength=np.shape(x)[0])
+
+
+def _matvec_vjp_matrix(g: Any, ans: Any, a: Any, x: Any) -> Any:
+    """d/dA of A @ x is the outer product g x^T."""
+    return np.outer(g, x)
+
+
+def _matvec_vjp_vector(g: Any, ans: Any, a: Any, x: Any) -> Any:
+    """d/dx of A @ x is A^T g."""
+    return np.asarray(a).T @ g
+
+
+def _sum_vjp(g: Any, ans: Any, x: Any) -> Any:
+    """d/dx of sum(x): every element receives g."""
+    return np.broadcast_to(g, np.shape(x))
+
+
+def _binary_examples(rng: np.random.Generator) -> list[tuple[Any, ...]]:
+    """Vector-vector, scalar-vector and vector-scalar: the broadcasting the problems use."""
+    v, w = rng.uniform(0.5, 2.0, 5), rng.uniform(0.5, 2.0, 5)
+    return [(v, w), (np.float64(1.3), w), (v, np.float64(0.7)), (np.float64(1.3), np.float64(0.7))]
+
+
+def _unary_examples(rng: np.random.Generator) -> list[tuple[Any, ...]]:
+    """Positive inputs, so that log is inside its domain."""
+    return [(rng.uniform(0.5, 2.0, 5),), (np.float64(1.3),)]
+
+
+_TABLE = [
+    Primitive(
+        "add",
+        np.add,
+        (lambda g, ans, x, y: g, lambda g, ans, x, y: g),
+        doc="x + y",
+        examples=_binary_examples,
+    ),
+    Primitive(
+        "sub",
+        np.subtract,
+        (lambda g, ans, x, y: g, lambda g, ans, x, y: -g),
+        doc="x - y",
+        examples=_binary_examples,
+    ),
+    Primitive(
+        "mul",
+        np.multiply,
+        (lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x),
+        doc="x * y",
+        examples=_binary_examples,
+    ),
+    Primitive(
+        "div",
+        np.divide,
+        (lambda g, ans, x, y: g / y, lambda g, ans, x, y: -g * ans / y),
+        doc="x / y; d/dy = -x / y^2 = -ans / y",
+        examples=_binary_examples,
+    ),
+    Primitive("neg", np.negative, (lambda g, ans, x: -g,), doc="-x", examples=_unary_examples),
+    Primitive(
+        "exp",
+        np.exp,
+        (lambda g, ans, x: g * ans,),
+        doc="exp(x); d/dx = exp(x) = ans",
+        examples=_unary_examples,
+    ),
+    Primitive(
+        "log", np.log, (lambda g, ans, x: g / x,), doc="log(x); d/dx = 1 / x", examples=_unary_examples
+    ),
+    Primitive(
+        "square", np.square, (lambda g, ans, x: 2.0 * g * x,), doc="x^2; d/dx = 2 x", examples=_unary_examples
+    ),
+    Primitive(
+        "sum",
+        np.sum,
+        (_sum_vjp,),
+        kind="reduce",
+        doc="sum_i x_i, a vector to a scalar",
+        examples=lambda rng: [(rng.standard_normal(6),)],
+    ),
+    Primitive(
+        "matvec",
+        np.matmul,
+        (_matvec_vjp_matrix, _matvec_vjp_vector),
+        kind="matvec",
+        doc="A @ x for an n x p matrix A and a p-vector x",
+        examples=lambda rng: [(rng.standard_normal((6, 3)), rng.standard_normal(3))],
+    ),
+    Primitive(
+        "gather",
+        lambda x, idx: x[idx],
+        (_gather_vjp, None),
+        kind="gather",
+        doc="x[idx] for an integer index array idx; reverse is a scatter-add",
+        examples=lambda rng: [(rng.standard_normal(4), rng.integers(0, 4, 9))],
+    ),
+]
+
+PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _TABLE}
+"""Every primitive by name. A problem's ``loglik`` may use exactly these (as ``ops.<name>``)."""
+
+
+def get(name: str) -> Primitive:
+    """The primitive called ``name``, or a KeyError that lists the known ones."""
+    try:
+        return PRIMITIVES[name]
+    except KeyError:
+        raise KeyError(f"unknown primitive {name!r}; known: {', '.join(PRIMITIVES)}") from None

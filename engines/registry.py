@@ -1,0 +1,64 @@
+"""Which engines exist: the built-in table, plus outside packages through entry points.
+
+Built-in engines are listed in ``BUILTIN`` as ``module:Class`` strings, imported only when asked
+for, so that ``adtiers list`` does not pay for importing every framework. An outside package
+registers an engine in its own ``pyproject.toml``::
+
+    [project.entry-points."adtiers.engines"]
+    my-engine = "my_package.engine:MyEngine"
+
+The entry point may name an ``Engine`` subclass or an instance. After that it appears in
+``adtiers list``, ``check``, ``bench`` and the report with no other change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from engines.base import Engine
+
+ENTRY_POINT_GROUP = "adtiers.engines"
+
+BUILTIN: dict[str, str] = {
+    "manual": "engines.manual:ManualEngine",
+    "graph": "engines.graph:GraphEngine",
+    "graph-scalar": "engines.graph_scalar:GraphScalarEngine",
+}
+
+
+def _load(target: object) -> Engine:
+    engine = target() if isinstance(target, type) else target
+    if not isinstance(engine, Engine):
+        raise TypeError(f"{target!r} is not an adtiers Engine (subclass engines.base.Engine)")
+    return engine
+
+
+def _import(spec: str) -> object:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def engine_names() -> list[str]:
+    """Every registered engine's name: built-ins first, then entry points."""
+    names = list(BUILTIN)
+    names += [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in BUILTIN]
+    return names
+
+
+def get_engine(name: str) -> Engine:
+    """The engine called ``name``, or a KeyError that lists the known ones."""
+    if name in BUILTIN:
+        engine = _load(_import(BUILTIN[name]))
+    else:
+        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if not found:
+            raise KeyError(f"unknown engine {name!r}; known engines: {', '.join(engine_names())}")
+        engine = _load(found[0].load())
+    if engine.name != name:
+        raise TypeError(f"engine registered as {name!r} calls itself {engine.name!r}")
+    return engine
+
+
+def all_engines() -> list[Engine]:
+    return [get_engine(name) for name in engine_names()]

@@ -1,0 +1,70 @@
+"""``adtiers check``: the correctness gate over problems x engines x sizes.
+
+Prints a table of the worst rho per cell (rows: problem and engine; columns: sizes) and exits 1 on
+any disagreement or error, naming problem, engine, size, point and the worst element.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.correctness import CheckResult, check_cell
+from harness.selection import parse_sizes, select_engines, select_problems
+
+DEFAULT_SIZES = [10, 1000]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="the correctness gate: every engine against the hand-derived references")
+    p.add_argument("--problems", help="comma-separated problem names (default: all)")
+    p.add_argument("--engines", help="comma-separated engine names (default: every available engine)")
+    p.add_argument("--sizes", help="comma-separated sizes n (default: 10,1000)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the traceback of each failing cell")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    problems = select_problems(args.problems)
+    engines = select_engines(args.engines)
+    sizes = parse_sizes(args.sizes, DEFAULT_SIZES)
+    explicit = args.engines is not None
+
+    available, skipped = [], []
+    for e in engines:
+        reason = e.unavailable()
+        (available if reason is None else skipped).append((e, reason))
+    for e, reason in skipped:
+        print(f"skipping {e.name}: unavailable ({reason})")
+
+    results: list[CheckResult] = []
+    header = f"{'problem':<14} {'engine':<16}" + "".join(f"{'n=' + str(n):>12}" for n in sizes)
+    print(header)
+    print("-" * len(header))
+    for problem in problems:
+        for engine, _ in available:
+            row = [check_cell(engine, problem, n) for n in sizes]
+            results += row
+            cells = "".join(f"{_cell_text(r):>12}" for r in row)
+            print(f"{problem.name:<14} {engine.name:<16}{cells}", flush=True)
+
+    failures = [r for r in results if not r.passed]
+    print()
+    for r in failures:
+        print("FAIL " + r.describe())
+        if args.verbose and r.traceback:
+            print(r.traceback)
+    print(
+        f"{len(results) - len(failures)} passed, {len(failures)} failed (tolerance rho <= {results[0].tolerance:g})"
+        if results
+        else "nothing to check"
+    )
+    if explicit and skipped:
+        return 1
+    return 1 if failures or not results else 0
+
+
+def _cell_text(r: CheckResult) -> str:
+    if r.error is not None:
+        return "ERROR"
+    mark = "" if r.passed else " !"
+    return f"{r.worst_rho:.1e}{mark}"

@@ -1,0 +1,131 @@
+"""What a problem is: a parameter layout, data, one ``loglik`` and a hand-derived reference.
+
+A problem is written once. ``loglik(ops, params, data)`` uses only the neutral op namespace ``ops``
+(one function per primitive in ``engines/primitives.py``) and arithmetic operators, so every engine
+and adapter differentiates the same function. Only ``reference`` is per problem: the value and the
+gradient derived by hand in NumPy, never by AD, so that it can judge every engine.
+
+Problems import no engine: ``ops`` arrives as an argument.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Data = dict[str, Any]
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A named parameter block of ``theta``: a scalar (shape ``()``) or a vector (shape ``(k,)``)."""
+
+    name: str
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=int))
+
+    def describe(self) -> str:
+        return self.name if not self.shape else f"{self.name}[{self.shape[0]}]"
+
+
+class Problem:
+    """Base class of a statistical problem. Subclasses set ``name`` and implement the hooks below.
+
+    ``n`` is the number of observations; the parameter layout may depend on it (the hierarchical
+    problem has one random effect per group, and ``J = max(2, n // 10)`` groups).
+    """
+
+    name: str = ""
+    default_n: int = 100
+
+    # ---- hooks a problem implements -------------------------------------------------------
+    def blocks(self, n: int) -> list[Block]:
+        raise NotImplementedError
+
+    def make_data(self, n: int, seed: int = 0) -> Data:
+        """Deterministic data of ``n`` observations drawn at ``true_theta``."""
+        raise NotImplementedError
+
+    def true_values(self, n: int) -> dict[str, Any]:
+        """The generating values of the non-random parameters, by block name."""
+        raise NotImplementedError
+
+    @staticmethod
+    def loglik(ops: Any, params: dict[str, Any], data: Data) -> Any:
+        raise NotImplementedError
+
+    def reference(self, theta: np.ndarray, data: Data) -> tuple[float, np.ndarray]:
+        """Hand-derived (value, gradient) in NumPy."""
+        raise NotImplementedError
+
+    def hard_point(self, theta: np.ndarray, n: int) -> np.ndarray:
+        """A point where engines are most likely to lose precision (a tiny sigma, a large rate)."""
+        raise NotImplementedError
+
+    # ---- shared machinery -----------------------------------------------------------------
+    def n_of(self, data: Data) -> int:
+        return int(data["n"])
+
+    def size(self, n: int) -> int:
+        return sum(b.size for b in self.blocks(n))
+
+    def layout(self, n: int) -> str:
+        """The flat theta layout as text, e.g. ``[mu, log_sigma]``."""
+        return "[" + ", ".join(b.describe() for b in self.blocks(n)) + "]"
+
+    def split(self, theta: Any, n: int) -> dict[str, Any]:
+        """Cut a flat theta into its named blocks. Works on NumPy, JAX and PyTorch vectors alike."""
+        params, start = {}, 0
+        for b in self.blocks(n):
+            params[b.name] = theta[start] if not b.shape else theta[start : start + b.size]
+            start += b.size
+        return params
+
+    def join(self, parts: dict[str, Any], n: int) -> np.ndarray:
+        """Inverse of ``split``: a flat float64 theta from named blocks."""
+        return np.concatenate([np.ravel(np.asarray(parts[b.name], dtype=np.float64)) for b in self.blocks(n)])
+
+    def validate(self, theta: Any, n: int) -> np.ndarray:
+        """theta as a float64 vector, or a ValueError naming the problem and the expected layout."""
+        expected = self.size(n)
+        try:
+            arr = np.asarray(theta, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"{self.name}: theta must be a float vector of length {expected} laid out as "
+                f"{self.layout(n)}; got {type(theta).__name__} ({err})"
+            ) from None
+        if arr.shape != (expected,):
+            raise ValueError(
+                f"{self.name}: theta must have shape ({expected},) laid out as {self.layout(n)}; got shape {arr.shape}"
+            )
+        if not np.all(np.isfinite(arr)):
+            bad = [i for i in range(expected) if not np.isfinite(arr[i])]
+            raise ValueError(
+                f"{self.name}: theta has non-finite entries at positions {bad}; layout {self.layout(n)}"
+            )
+        return arr
+
+    def true_theta(self, n: int) -> np.ndarray:
+        return self.join(self.true_values(n), n)
+
+    def check_points(self, n: int, data: Data | None = None) -> dict[str, np.ndarray]:
+        """The generating values, two seeded perturbations of them, and one hard point."""
+        theta = self.true_theta(n)
+        points = {"truth": theta}
+        for seed in (1, 2):
+            rng = np.random.default_rng(1000 + seed)
+            points[f"perturbed-{seed}"] = theta + 0.3 * rng.standard_normal(theta.shape)
+        points["hard"] = self.hard_point(theta.copy(), n)
+        return points
+
+    def __repr__(self) -> str:
+        return f"<problem {self.name}>"

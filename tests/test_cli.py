@@ -1,0 +1,85 @@
+"""The command line as a user meets it: list, check, and bad input."""
+
+import subprocess
+import sys
+
+import pytest
+
+from engines.base import Engine, Prepared
+from harness.cli import main
+from harness.correctness import check_cell
+from problems import PROBLEMS
+
+
+def test_list_shows_problems_layouts_and_engines(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "normal" in out and "[mu, log_sigma]" in out
+    assert "graph-scalar" in out and "tier 0" in out
+
+
+def test_check_passes_on_tier0(capsys):
+    assert main(["check", "--engines", "manual,graph,graph-scalar", "--sizes", "10,50"]) == 0
+    out = capsys.readouterr().out
+    assert "24 passed, 0 failed" in out
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["check", "--engines", "nope"], "unknown engine(s): nope; known engines: manual"),
+        (["check", "--problems", "poisson"], "unknown problem(s): poisson; known problems: exponential"),
+        (["check", "--sizes", "ten"], "size 'ten' is not a number"),
+        (["check", "--sizes", "0"], "not a positive integer"),
+    ],
+)
+def test_bad_names_exit_2_with_the_known_ones(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+class _WrongEngine(Engine):
+    """Scales the gradient by 1 + 1e-6 at the hard point only, to prove the gate can fail."""
+
+    name, tier, description = "wrong", "0", "a deliberately wrong engine"
+
+    def _prepare(self, problem, data):
+        def vg(theta):
+            value, grad = problem.reference(theta, data)
+            return value, grad * (1.0 + (1e-6 if theta[-1] == -3.0 else 0.0))
+
+        return Prepared(problem, problem.n_of(data), vg, lambda t: vg(t)[0])
+
+
+class _RaisingEngine(Engine):
+    name, tier, description = "raising", "0", "raises on every call"
+
+    def _prepare(self, problem, data):
+        raise RuntimeError("boom")
+
+
+def test_gate_names_problem_engine_size_point_and_element():
+    result = check_cell(_WrongEngine(), PROBLEMS["normal"], 10)
+    assert not result.passed
+    text = result.describe()
+    assert "normal / wrong / n=10" in text and "'hard'" in text and "grad[" in text
+
+
+def test_raising_engine_is_one_failed_cell_with_its_error():
+    result = check_cell(_RaisingEngine(), PROBLEMS["normal"], 10)
+    assert not result.passed and "RuntimeError: boom" in result.error
+
+
+def test_check_exits_1_on_failure(monkeypatch, capsys):
+    import harness.check as check
+
+    monkeypatch.setattr(check, "select_engines", lambda names: [_RaisingEngine(), _WrongEngine()])
+    assert main(["check", "--problems", "normal", "--sizes", "10"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL normal / raising / n=10: error: RuntimeError: boom" in out
+    assert "FAIL normal / wrong / n=10" in out
+
+
+def test_console_script_runs():
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "exponential" in proc.stdout

@@ -1,0 +1,91 @@
+"""The problems themselves: references against finite differences, layouts, data and bad input."""
+
+import numpy as np
+import pytest
+
+from engines.ops import numpy_ops
+from problems import PROBLEMS, get_problem
+
+NAMES = list(PROBLEMS)
+
+
+def central_gradient(f, theta, h=1e-6):
+    grad = np.empty_like(theta)
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = h
+        grad[i] = (f(theta + e) - f(theta - e)) / (2 * h)
+    return grad
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_gradient_matches_finite_differences(name):
+    problem = PROBLEMS[name]
+    data = problem.make_data(40, seed=3)
+    for point, theta in problem.check_points(40).items():
+        value, grad = problem.reference(theta, data)
+        numeric = central_gradient(lambda t: problem.reference(t, data)[0], theta)
+        scale = max(1.0, np.max(np.abs(grad)))
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6 * scale, err_msg=f"{name} at {point}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loglik_in_numpy_equals_reference_value(name):
+    """The single loglik, run with plain NumPy ops, agrees with the hand-written value."""
+    problem = PROBLEMS[name]
+    data = problem.make_data(40, seed=3)
+    for theta in problem.check_points(40).values():
+        value = problem.loglik(numpy_ops, problem.split(theta, 40), data)
+        assert value == pytest.approx(problem.reference(theta, data)[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_data_is_deterministic_and_seeded(name):
+    problem = PROBLEMS[name]
+    a, b, c = problem.make_data(30, 1), problem.make_data(30, 1), problem.make_data(30, 2)
+    for key, value in a.items():
+        np.testing.assert_array_equal(value, b[key])
+    assert any(not np.array_equal(a[k], c[k]) for k in a if isinstance(a[k], np.ndarray))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_points_include_truth_two_perturbations_and_a_hard_point(name):
+    problem = PROBLEMS[name]
+    points = problem.check_points(50)
+    assert {"truth", "perturbed-1", "perturbed-2", "hard"} <= set(points)
+    for theta in points.values():
+        assert theta.shape == (problem.size(50),)
+    assert not np.array_equal(points["perturbed-1"], points["truth"])
+
+
+def test_hard_points_are_as_specified():
+    assert PROBLEMS["exponential"].check_points(20)["hard"][0] == 3.0
+    for name in ("normal", "regression", "hierarchical"):
+        problem = PROBLEMS[name]
+        index = [b.name for b in problem.blocks(20)].index("log_sigma")
+        offset = sum(b.size for b in problem.blocks(20)[:index])
+        assert problem.check_points(20)["hard"][offset] == -3.0
+
+
+def test_hierarchical_layout_grows_with_groups():
+    problem = PROBLEMS["hierarchical"]
+    assert problem.layout(5) == "[alpha, beta[3], log_sigma, log_tau, z[2]]"
+    assert problem.size(1000) == 6 + 100
+
+
+def test_generating_values_are_recovered_roughly_by_the_data():
+    data = PROBLEMS["normal"].make_data(20000, 0)
+    assert np.mean(data["y"]) == pytest.approx(5.0, abs=0.05)
+    assert np.std(data["y"]) == pytest.approx(2.0, abs=0.05)
+    assert np.mean(PROBLEMS["exponential"].make_data(20000, 0)["x"]) == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.parametrize("theta", [np.zeros(3), np.array([1.0, np.nan]), "abc", np.zeros((2, 1))])
+def test_bad_theta_names_problem_and_layout(theta):
+    with pytest.raises(ValueError, match=r"normal.*\[mu, log_sigma\]"):
+        PROBLEMS["normal"].validate(theta, 10)
+
+
+def test_unknown_problem_lists_known_ones():
+    with pytest.raises(KeyError, match="known problems: exponential, normal"):
+        get_problem("poisson")
