@@ -54,11 +54,19 @@ class Prepared:
 
 
 class Engine:
-    """Base class of an engine. Set ``name``, ``tier``, ``description``; implement ``_prepare``."""
+    """Base class of an engine. Set ``name``, ``tier``, ``description``; implement ``_prepare``.
+
+    ``tolerance`` is the worst rho the correctness gate accepts (1e-9 for float64; an engine that
+    computes in float32 states its own). ``memory_method`` says how the benchmark measures the peak
+    extra memory of one call: ``tracemalloc`` sees NumPy's and Python's allocations; ``rss`` (the
+    growth of the process's peak resident set) is for engines whose allocator tracemalloc cannot see.
+    """
 
     name: str = ""
     tier: str = ""
     description: str = ""
+    tolerance: float = 1e-9
+    memory_method: str = "tracemalloc"
 
     def unavailable(self) -> str | None:
         """``None`` when the engine can run here, else the reason it cannot (shown by ``adtiers list``)."""

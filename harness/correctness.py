@@ -94,7 +94,7 @@ def check_cell(
     data: Data | None = None,
 ) -> CheckResult:
     """Check one cell at every check point. Errors are caught and recorded, never raised."""
-    result = CheckResult(problem.name, engine.name, n)
+    result = CheckResult(problem.name, engine.name, n, tolerance=engine.tolerance)
     try:
         data = problem.make_data(n, seed) if data is None else data
         prepared = engine.prepare(problem, data) if prepared is None else prepared
