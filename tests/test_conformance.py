@@ -1,17 +1,17 @@
 """Every registered engine on every problem: an engine is tested by being registered.
 
-Each cell runs the correctness check at small sizes and every check point, and the contract's edge
-cases: wrong theta length, non-finite theta, value-only agreeing with value-and-gradient.
+The checks are the conformance kit's (``harness.testing``), the same an outside package runs on its
+own engine: the correctness matrix at small sizes and every check point, and the contract's edge
+cases (wrong theta length, non-finite theta, value-only agreeing with value-and-gradient).
 """
 
-import numpy as np
 import pytest
 
+from engines.base import Engine
 from engines.registry import engine_names, get_engine
-from harness.correctness import check_cell
+from harness.testing import check_engine, contract_failures, correctness_failures
 from problems import PROBLEMS
 
-SIZES = [10, 60]
 ENGINES = engine_names()
 
 
@@ -26,29 +26,50 @@ def _engine(name):
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 @pytest.mark.parametrize("engine", ENGINES)
 def test_engine_agrees_with_reference(engine, problem):
-    e = _engine(engine)
-    for n in SIZES:
-        result = check_cell(e, PROBLEMS[problem], n)
-        assert result.passed, result.describe() + "\n" + result.traceback
+    failures = correctness_failures(_engine(engine), PROBLEMS[problem])
+    assert not failures, "\n".join(failures)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_contract_edge_cases(engine):
-    e = _engine(engine)
-    assert e.name == engine and e.tier and e.description
-    problem = PROBLEMS["normal"]
-    data = problem.make_data(12, 0)
-    prepared = e.prepare(problem, data)
-    theta = problem.true_theta(12)
-    with pytest.raises(ValueError, match=r"normal.*\[mu, log_sigma\]"):
-        prepared.value_and_grad(np.zeros(3))
-    with pytest.raises(ValueError, match="non-finite"):
-        prepared.value_and_grad(np.array([np.inf, 0.0]))
-    value, grad = prepared.value_and_grad(theta)
-    assert isinstance(value, float) and grad.dtype == np.float64 and grad.shape == (2,)
-    assert prepared.value(theta) == pytest.approx(value, rel=1e-12)
-    # a prepared engine is reusable: a second call at another point gives that point's answer
-    other = theta + 0.5
-    np.testing.assert_allclose(
-        prepared.value_and_grad(other)[1], problem.reference(other, data)[1], rtol=1e-9
-    )
+    failures = contract_failures(_engine(engine))
+    assert not failures, "\n".join(failures)
+
+
+class _Unavailable(Engine):
+    name, tier, description = "absent", "0", "never available"
+
+    def unavailable(self):
+        return "needs a library that is not installed"
+
+
+class _Sloppy(Engine):
+    """Accepts any theta and returns a list: the kit must report both."""
+
+    name, tier, description = "sloppy", "0", "ignores the contract"
+
+    def prepare(self, problem, data):
+        class P:
+            def value_and_grad(self, theta):
+                return 1, [0.0]
+
+            def value(self, theta):
+                return 2.0
+
+        return P()
+
+
+def test_kit_accepts_an_unavailable_engine_that_refuses_with_its_reason():
+    check_engine(_Unavailable())
+
+
+def test_kit_reports_every_broken_rule():
+    with pytest.raises(AssertionError) as info:
+        check_engine(_Sloppy(), problems=["normal"], sizes=[10])
+    text = str(info.value)
+    assert "wrong length theta: accepted it" in text
+    assert "non-finite theta: accepted it" in text
+    assert "value is int, expected float" in text
+    assert "gradient must be a float64 array" in text
+    assert "disagrees with value_and_grad" in text
+    assert "normal / sloppy / n=10" in text
