@@ -34,6 +34,8 @@ class Prepared:
     """A prepared (engine, problem, data): the callables the harness checks and times.
 
     ``info`` carries what the engine exposes about itself (``graph_nodes``, ``tape_equations``, ...).
+    ``hess``, where the engine has second order, gives the Hessian of the log-likelihood by AD;
+    ``None`` says the engine cannot (``hessian`` then raises, and callers fall back to differences).
     """
 
     problem: Problem
@@ -41,6 +43,7 @@ class Prepared:
     vg: Callable[[np.ndarray], tuple[Any, Any]]
     val: Callable[[np.ndarray], Any]
     info: dict[str, Any] = field(default_factory=dict)
+    hess: Callable[[np.ndarray], Any] | None = None
 
     def value_and_grad(self, theta: Any) -> tuple[float, np.ndarray]:
         theta = self.problem.validate(theta, self.n)
@@ -49,6 +52,17 @@ class Prepared:
 
     def value(self, theta: Any) -> float:
         return float(self.val(self.problem.validate(theta, self.n)))
+
+    @property
+    def has_hessian(self) -> bool:
+        return self.hess is not None
+
+    def hessian(self, theta: Any) -> np.ndarray:
+        """The Hessian by the engine's own second-order AD; NotImplementedError where it has none."""
+        if self.hess is None:
+            raise NotImplementedError(f"{self.problem.name}: this engine has no second-order derivatives")
+        theta = self.problem.validate(theta, self.n)
+        return np.asarray(self.hess(theta), dtype=np.float64).reshape(theta.size, theta.size)
 
     __call__ = value_and_grad
 

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from engines.base import Engine, Prepared
-from engines.ops import Arithmetic, Ops
+from engines.ops import Arithmetic, Concrete, Ops
 from engines.primitives import Primitive, vjp
 from problems.base import Data, Problem
 
 
-class Node(Arithmetic):
+class Node(Arithmetic, Concrete):
     """A value in the graph: ``data``, ``grad``, ``parents`` and the closure ``_backward``."""
 
     __slots__ = ("data", "grad", "parents", "_backward")
@@ -31,7 +31,8 @@ class Node(Arithmetic):
         self._backward = None
 
     def __repr__(self) -> str:
-        return f"Node(shape={np.shape(self.data)}, parents={len(self.parents)})"
+        data = np.array2string(np.asarray(self.data), precision=6, threshold=6)
+        return f"Node(data={data}, parents={len(self.parents)})"
 
 
 def apply(prim: Primitive, *args: Any) -> Node:

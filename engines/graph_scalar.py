@@ -22,14 +22,14 @@ import numpy as np
 
 from engines.base import Engine, Prepared
 from engines.graph import backward
-from engines.ops import Arithmetic, Ops
+from engines.ops import Arithmetic, Concrete, Ops
 from engines.primitives import PRIMITIVES, Primitive, vjp
 from problems.base import Data, Problem
 
 _ADD, _MUL = PRIMITIVES["add"], PRIMITIVES["mul"]
 
 
-class Value(Arithmetic):
+class Value(Arithmetic, Concrete):
     """A scalar node: ``data`` (a float), ``grad``, ``parents`` and the closure ``_backward``."""
 
     __slots__ = ("data", "grad", "parents", "_backward")

@@ -95,6 +95,28 @@ class Arithmetic:
         return self._ops.matvec(other, self)
 
 
-def is_data(x: Any) -> bool:
-    """True for constants an engine never differentiates: Python numbers and NumPy arrays."""
-    return isinstance(x, (int, float, np.ndarray, np.number))
+class Concrete:
+    """Comparisons for engines whose values are concrete during the call (graph-per-call).
+
+    ``node > 0`` compares the node's current ``data``, so Python control flow (``if``, ``while``)
+    works on parameter values: the flexibility that graph-per-call buys and a traced tape gives up.
+    The comparison is not differentiated (its result is a bool, not a node).
+    """
+
+    data: Any
+
+    @staticmethod
+    def _value(x: Any) -> Any:
+        return x.data if isinstance(x, Concrete) else x
+
+    def __lt__(self, other: Any) -> Any:
+        return self.data < self._value(other)
+
+    def __le__(self, other: Any) -> Any:
+        return self.data <= self._value(other)
+
+    def __gt__(self, other: Any) -> Any:
+        return self.data > self._value(other)
+
+    def __ge__(self, other: Any) -> Any:
+        return self.data >= self._value(other)

@@ -16,6 +16,8 @@ from harness.selection import UsageError
 COMMANDS = [
     "harness.listing",
     "harness.check",
+    "harness.probe_cmd",
+    "harness.fit_cmd",
 ]
 
 
