@@ -98,3 +98,10 @@ class Arithmetic:
 def is_data(x: Any) -> bool:
     """True for constants an engine never differentiates: Python numbers and NumPy arrays."""
     return isinstance(x, (int, float, np.ndarray, np.number))
+
+
+def split_data(data: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A problem's data as (arrays, constants): the NumPy arrays a framework moves to its device once,
+    and the Python numbers (``n``, ``J``) that stay as they are."""
+    arrays = {k: v for k, v in data.items() if isinstance(v, np.ndarray)}
+    return arrays, {k: v for k, v in data.items() if k not in arrays}
