@@ -30,7 +30,10 @@ ValueAndGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 @numba.njit(cache=True)
 def normal_kernel(theta, y):
-    """z_i = (y_i - mu) / sigma; l = -n log_sigma - n/2 log 2pi - 1/2 sum z^2; dl = [sum z / sigma, sum z^2 - n]."""
+    """One pass: z_i = (y_i - mu) / sigma, accumulating sum z and sum z^2.
+
+    l = -n log_sigma - (n/2) log 2pi - (1/2) sum z^2;  dl = [sum z / sigma, sum z^2 - n].
+    """
     mu, log_sigma = theta[0], theta[1]
     sigma = math.exp(log_sigma)
     n = y.shape[0]

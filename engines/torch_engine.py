@@ -142,8 +142,8 @@ class TorchCudaEngine(TorchEngine):
         import torch
 
         if not torch.cuda.is_available():
-            built = torch.version.cuda or "none (a CPU-only build)"
-            return f"no CUDA device: torch.cuda.is_available() is False (torch {torch.__version__}, CUDA {built})"
+            build = f"torch {torch.__version__}, CUDA {torch.version.cuda or 'none (a CPU-only build)'}"
+            return f"no CUDA device: torch.cuda.is_available() is False ({build})"
         return None
 
     def synchronize(self) -> None:
