@@ -138,16 +138,20 @@ def test_jax_places_data_on_its_device_and_eager_does_not_jit():
 
 def test_torch_compile_is_made_once_per_problem_and_reused_across_sizes():
     pytest.importorskip("torch", exc_type=ModuleNotFoundError)
+    from torch._dynamo.utils import counters
+
     normal, exponential = PROBLEMS["normal"], PROBLEMS["exponential"]
     assert compiled_loglik(normal) is compiled_loglik(normal)
     assert compiled_loglik(normal) is not compiled_loglik(exponential)
-    engine = TorchCompileEngine()
-    for n in (15, 150):
+    engine, graphs = TorchCompileEngine(), []
+    for n in (15, 150, 1500):
         data = normal.make_data(n)
         theta = normal.true_theta(n)
         np.testing.assert_allclose(
             engine.prepare(normal, data).vg(theta)[1], normal.reference(theta, data)[1]
         )
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[0] == graphs[1] == graphs[2], f"a new size recompiled: graphs compiled so far {graphs}"
 
 
 def test_set_threads_reaches_torch():
