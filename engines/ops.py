@@ -118,3 +118,10 @@ class Concrete:
 
     def __ge__(self, other: Any) -> Any:
         return self.data >= self._value(other)
+
+
+def split_data(data: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A problem's data as (arrays, constants): the NumPy arrays a framework moves to its device once,
+    and the Python numbers (``n``, ``J``) that stay as they are."""
+    arrays = {k: v for k, v in data.items() if isinstance(v, np.ndarray)}
+    return arrays, {k: v for k, v in data.items() if k not in arrays}

@@ -22,8 +22,16 @@ ENTRY_POINT_GROUP = "adtiers.engines"
 
 BUILTIN: dict[str, str] = {
     "manual": "engines.manual:ManualEngine",
+    "manual-numba": "engines.manual_numba:ManualNumbaEngine",
     "graph": "engines.graph:GraphEngine",
     "graph-scalar": "engines.graph_scalar:GraphScalarEngine",
+    "autograd": "engines.autograd_engine:AutogradEngine",
+    "jax": "engines.jax_engine:JaxEngine",
+    "jax-eager": "engines.jax_engine:JaxEagerEngine",
+    "jax-cuda": "engines.jax_engine:JaxCudaEngine",
+    "torch": "engines.torch_engine:TorchEngine",
+    "torch-compile": "engines.torch_engine:TorchCompileEngine",
+    "torch-cuda": "engines.torch_engine:TorchCudaEngine",
 }
 
 
