@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{p:<15}" + "".join(f"{SYMBOL[cell[p, e]['outcome']]:>{width}}" for e in engines))
     print()
     for o in outcomes:
-        if o["outcome"] not in ("correct", "unavailable") or o["detail"]:
+        if o["outcome"] == "unavailable":
+            continue
+        if o["outcome"] != "correct" or o["detail"]:
             print(
                 f"{o['probe']} / {o['engine']}: {o['outcome']}" + (f": {o['detail']}" if o["detail"] else "")
             )

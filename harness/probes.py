@@ -229,7 +229,7 @@ def run_probe(engine: Engine, probe: Probe) -> Outcome:
     printed = out.getvalue()
     detail = ""
     if probe.name == "print":
-        shows_number = bool(re.search(r"= \S*\d\.\d", printed))
+        shows_number = bool(re.search(r"\d\.\d", printed))
         detail = (
             "printed a number"
             if shows_number
