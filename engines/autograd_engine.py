@@ -61,4 +61,4 @@ class AutogradEngine(Engine):
         def loglik(theta: Any) -> Any:
             return problem.loglik(ops, problem.split(theta, n), data)
 
-        return Prepared(problem, n, autograd.value_and_grad(loglik), loglik)
+        return Prepared(problem, n, autograd.value_and_grad(loglik), loglik, hess=autograd.hessian(loglik))

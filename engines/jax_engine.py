@@ -98,7 +98,11 @@ class JaxEngine(Engine):
         def val(theta: np.ndarray) -> float:
             return float(jax.block_until_ready(value_only(theta, arrays)))
 
-        return Prepared(problem, n, vg, val, {"device": str(device), "jit": self.jit})
+        def hess(theta: np.ndarray) -> np.ndarray:
+            """Forward-over-reverse: ``jax.hessian`` is ``jacfwd(jacrev(f))``."""
+            return np.asarray(jax.hessian(loglik)(theta, arrays), dtype=np.float64)
+
+        return Prepared(problem, n, vg, val, {"device": str(device), "jit": self.jit}, hess)
 
 
 class JaxEagerEngine(JaxEngine):

@@ -121,7 +121,15 @@ class TorchEngine(Engine):
             self.synchronize()
             return value.item()
 
-        return Prepared(problem, problem.n_of(data), vg, val, {"device": str(device)})
+        def hess(theta: np.ndarray) -> np.ndarray:
+            """Reverse-over-reverse through the eager graph (``torch.autograd.functional.hessian``)."""
+            leaf = torch.tensor(theta, dtype=torch.float64, device=device)
+            plain = loglik_function(problem)
+            return (
+                torch.autograd.functional.hessian(lambda t: plain(t, arrays, constants), leaf).cpu().numpy()
+            )
+
+        return Prepared(problem, problem.n_of(data), vg, val, {"device": str(device)}, hess)
 
 
 class TorchCompileEngine(TorchEngine):

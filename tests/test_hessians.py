@@ -1,0 +1,37 @@
+"""Second order: engines that have it give the Hessian, checked against central differences of the
+reference gradient; engines that do not say so."""
+
+import numpy as np
+import pytest
+
+from engines.registry import engine_names, get_engine
+from harness.fit import difference_hessian
+from problems import PROBLEMS
+
+
+def _prepared(name, problem, n):
+    engine = get_engine(name)
+    reason = engine.unavailable()
+    if reason is not None:
+        pytest.skip(f"{name} unavailable: {reason}")
+    data = problem.make_data(n, 0)
+    return engine.prepare(problem, data), data
+
+
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+@pytest.mark.parametrize("engine", engine_names())
+def test_hessian_matches_differences_of_the_reference_gradient(engine, problem):
+    p = PROBLEMS[problem]
+    prepared, data = _prepared(engine, p, 12)
+    if not prepared.has_hessian:
+        with pytest.raises(NotImplementedError, match="no second-order"):
+            prepared.hessian(p.true_theta(12))
+        return
+    for name, theta in p.check_points(12).items():
+        if name == "hard":
+            continue  # differences of the gradient lose digits where sigma is tiny
+        expected = difference_hessian(lambda t: p.reference(t, data)[1], theta, h=1e-6)
+        got = prepared.hessian(theta)
+        assert got.shape == (theta.size, theta.size)
+        scale = max(1.0, np.max(np.abs(expected)))
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * scale, err_msg=f"{engine} at {name}")
