@@ -24,6 +24,7 @@ BUILTIN: dict[str, str] = {
     "manual": "engines.manual:ManualEngine",
     "graph": "engines.graph:GraphEngine",
     "graph-scalar": "engines.graph_scalar:GraphScalarEngine",
+    "tape": "engines.tape_engine:TapeEngine",
 }
 
 
