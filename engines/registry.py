@@ -25,6 +25,7 @@ BUILTIN: dict[str, str] = {
     "graph": "engines.graph:GraphEngine",
     "graph-scalar": "engines.graph_scalar:GraphScalarEngine",
     "tape": "engines.tape_engine:TapeEngine",
+    "compiled": "engines.compiled:CompiledEngine",
 }
 
 
