@@ -241,7 +241,7 @@ class _Planner:
         p = self.p
         body: list[Any] = []
         offset = 0
-        for name, var in p.params.items():
+        for var in p.params.values():
             size = int(np.prod(var.shape, dtype=int))
             ident = self.input_name[var.slot]
             if var.shape:
@@ -379,10 +379,10 @@ class _Planner:
         loaded: set[int] = set()
 
         def el(a: Atom) -> str:
-            if isinstance(a, Var) and a.slot in loop_atoms and a.slot not in self.eqn_of and a.shape != ():
-                if a.slot not in loaded and len(a.shape) == 1:
-                    body.append(Assign(f"{self.value(a)}_i", f"{self.value(a)}[i]"))
-                    loaded.add(a.slot)
+            is_input = isinstance(a, Var) and a.slot in loop_atoms and a.slot not in self.eqn_of
+            if is_input and len(a.shape) == 1 and a.slot not in loaded:
+                body.append(Assign(f"{self.value(a)}_i", f"{self.value(a)}[i]"))
+                loaded.add(a.slot)
             return self.element(a, loop_atoms)
 
         # forward
@@ -392,7 +392,9 @@ class _Planner:
                 mat, vec = self.value(e.inputs[0]), self.value(e.inputs[1])
                 body.append(Assign(self.value(e.out), "0.0"))
                 term = t["term"].format(x=f"{mat}[i, j]", y=f"{vec}[j]")
-                body.append(ForRange("j", f"{mat}.shape[1]", [Assign(self.value(e.out), term, "+=")]))
+                # the inner length is a constant of the tape (p), so the compiler can unroll it
+                inner = str(e.inputs[0].shape[1])
+                body.append(ForRange("j", inner, [Assign(self.value(e.out), term, "+=")]))
             elif e.prim.kind == "gather":
                 body.append(
                     Assign(self.value(e.out), t["expr"].format(x=self.value(e.inputs[0]), y=el(e.inputs[1])))
@@ -416,7 +418,9 @@ class _Planner:
             terms: list[tuple[str, str]] = []
             assigned: set[str] = set()
 
-            def contribute(a: Atom, expr: str, index: str | None = None, r: Eqn = r, terms=terms) -> None:
+            def contribute(
+                a: Atom, expr: str, index: str | None = None, r: Eqn = r, terms=terms, assigned=assigned
+            ) -> None:
                 if not isinstance(a, Var) or a.slot not in self.active:
                     return
                 if a.slot in members:
@@ -437,7 +441,7 @@ class _Planner:
                         self.work_blocks.append(next(k for k, v in self.p.params.items() if v.slot == a.slot))
                         terms.append((f"grad[{self.grad_offset(a)} + j]", w))
                     if index == "j":
-                        body.append(ForRange("j", f"{w}.shape[0]", [Scatter(w, "j", expr)]))
+                        body.append(ForRange("j", str(a.shape[0]), [Scatter(w, "j", expr)]))
                     else:
                         body.append(Scatter(w, index or "i", expr))
                 else:
