@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -139,6 +139,11 @@ class Plan:
     ``grad`` and returns the value. ``lits`` holds the tape's literals (so that the source does not
     depend on n); ``work`` are zero-initialised vectors the function clears itself, each shaped like
     the theta block named in ``work_blocks``.
+
+    Names in the statements: theta blocks and data arrays by their own names (``mu``, ``y``; ``y_i``
+    is ``y[i]``), ``v<slot>`` the value of a tape slot, ``c<k>`` a literal, ``ct_<name>`` a cotangent,
+    ``d<r>_<name>`` the derivative of reduction slot ``r`` with respect to a loop-invariant scalar,
+    accumulated over the loop, and ``w<r>_<block>`` the same for a vector block (a work vector).
     """
 
     name: str
@@ -150,7 +155,6 @@ class Plan:
     body: list[Any]
     value: str
     loops: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 # ---- planning -----------------------------------------------------------------------------------
@@ -169,6 +173,15 @@ def _identifier(name: str, taken: set[str]) -> str:
         ident += "_"
     taken.add(ident)
     return ident
+
+
+UNROLL_UP_TO = 4
+"""A matvec's inner loop is written with its length as a constant up to this p, so that the compiler
+unrolls it (measured with numba: faster at p = 3, slower at p = 10, where the plain loop wins)."""
+
+
+def _inner_length(p: int, runtime: str) -> str:
+    return str(p) if p <= UNROLL_UP_TO else runtime
 
 
 class _Planner:
@@ -392,8 +405,7 @@ class _Planner:
                 mat, vec = self.value(e.inputs[0]), self.value(e.inputs[1])
                 body.append(Assign(self.value(e.out), "0.0"))
                 term = t["term"].format(x=f"{mat}[i, j]", y=f"{vec}[j]")
-                # the inner length is a constant of the tape (p), so the compiler can unroll it
-                inner = str(e.inputs[0].shape[1])
+                inner = _inner_length(e.inputs[0].shape[1], f"{mat}.shape[1]")
                 body.append(ForRange("j", inner, [Assign(self.value(e.out), term, "+=")]))
             elif e.prim.kind == "gather":
                 body.append(
@@ -441,7 +453,8 @@ class _Planner:
                         self.work_blocks.append(next(k for k, v in self.p.params.items() if v.slot == a.slot))
                         terms.append((f"grad[{self.grad_offset(a)} + j]", w))
                     if index == "j":
-                        body.append(ForRange("j", str(a.shape[0]), [Scatter(w, "j", expr)]))
+                        length = _inner_length(a.shape[0], f"{w}.shape[0]")
+                        body.append(ForRange("j", length, [Scatter(w, "j", expr)]))
                     else:
                         body.append(Scatter(w, index or "i", expr))
                 else:
