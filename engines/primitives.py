@@ -29,7 +29,16 @@ class Primitive:
     broadcast vectors), ``reduce`` (vector to scalar), ``matvec`` and ``gather``.
     ``examples(rng)`` gives argument tuples on which the table's generated finite-difference test
     checks every reverse rule, so a new primitive is tested by being added here.
-    ``templates`` holds code templates keyed by backend, added by the code generators' tables.
+    ``templates`` holds the primitive's code templates, the tinygrad ``code_for_op`` shape, from
+    which the compiled engines generate source (``engines/codegen.py``). They are scalar Python
+    expressions, so every numba backend compiles them; ``{x}`` and ``{y}`` stand for the operands at
+    one element, ``{ans}`` for the output and ``{g}`` for its cotangent:
+
+    - elementwise: ``expr`` (the value) and ``adjoint``, one expression per operand (the same
+      derivative as the NumPy rule, at one element);
+    - reduce: ``init``, ``update`` (``{acc}`` the running value) and ``adjoint`` (per element);
+    - matvec: ``term``, the summand of one output over the inner index, and ``adjoint`` per operand;
+    - gather: ``expr`` (``{y}`` the index) and ``adjoint``, the value scatter-added at that index.
     """
 
     name: str
@@ -112,6 +121,7 @@ _TABLE = [
         (lambda g, ans, x, y: g, lambda g, ans, x, y: g),
         doc="x + y",
         examples=_binary_examples,
+        templates={"expr": "({x} + {y})", "adjoint": ("{g}", "{g}")},
     ),
     Primitive(
         "sub",
@@ -119,6 +129,7 @@ _TABLE = [
         (lambda g, ans, x, y: g, lambda g, ans, x, y: -g),
         doc="x - y",
         examples=_binary_examples,
+        templates={"expr": "({x} - {y})", "adjoint": ("{g}", "(-{g})")},
     ),
     Primitive(
         "mul",
@@ -126,6 +137,7 @@ _TABLE = [
         (lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x),
         doc="x * y",
         examples=_binary_examples,
+        templates={"expr": "({x} * {y})", "adjoint": ("({g} * {y})", "({g} * {x})")},
     ),
     Primitive(
         "div",
@@ -133,20 +145,39 @@ _TABLE = [
         (lambda g, ans, x, y: g / y, lambda g, ans, x, y: -g * ans / y),
         doc="x / y; d/dy = -x / y^2 = -ans / y",
         examples=_binary_examples,
+        templates={"expr": "({x} / {y})", "adjoint": ("({g} / {y})", "(-{g} * {ans} / {y})")},
     ),
-    Primitive("neg", np.negative, (lambda g, ans, x: -g,), doc="-x", examples=_unary_examples),
+    Primitive(
+        "neg",
+        np.negative,
+        (lambda g, ans, x: -g,),
+        doc="-x",
+        examples=_unary_examples,
+        templates={"expr": "(-{x})", "adjoint": ("(-{g})",)},
+    ),
     Primitive(
         "exp",
         np.exp,
         (lambda g, ans, x: g * ans,),
         doc="exp(x); d/dx = exp(x) = ans",
         examples=_unary_examples,
+        templates={"expr": "math.exp({x})", "adjoint": ("({g} * {ans})",)},
     ),
     Primitive(
-        "log", np.log, (lambda g, ans, x: g / x,), doc="log(x); d/dx = 1 / x", examples=_unary_examples
+        "log",
+        np.log,
+        (lambda g, ans, x: g / x,),
+        doc="log(x); d/dx = 1 / x",
+        examples=_unary_examples,
+        templates={"expr": "math.log({x})", "adjoint": ("({g} / {x})",)},
     ),
     Primitive(
-        "square", np.square, (lambda g, ans, x: 2.0 * g * x,), doc="x^2; d/dx = 2 x", examples=_unary_examples
+        "square",
+        np.square,
+        (lambda g, ans, x: 2.0 * g * x,),
+        doc="x^2; d/dx = 2 x",
+        examples=_unary_examples,
+        templates={"expr": "({x} * {x})", "adjoint": ("(2.0 * {g} * {x})",)},
     ),
     Primitive(
         "sum",
@@ -155,6 +186,7 @@ _TABLE = [
         kind="reduce",
         doc="sum_i x_i, a vector to a scalar",
         examples=lambda rng: [(rng.standard_normal(6),)],
+        templates={"init": "0.0", "update": "({acc} + {x})", "adjoint": ("{g}",)},
     ),
     Primitive(
         "matvec",
@@ -163,6 +195,7 @@ _TABLE = [
         kind="matvec",
         doc="A @ x for an n x p matrix A and a p-vector x",
         examples=lambda rng: [(rng.standard_normal((6, 3)), rng.standard_normal(3))],
+        templates={"term": "({x} * {y})", "adjoint": ("({g} * {y})", "({g} * {x})")},
     ),
     Primitive(
         "gather",
@@ -171,6 +204,7 @@ _TABLE = [
         kind="gather",
         doc="x[idx] for an integer index array idx; reverse is a scatter-add",
         examples=lambda rng: [(rng.standard_normal(4), rng.integers(0, 4, 9))],
+        templates={"expr": "{x}[{y}]", "adjoint": ("{g}", None)},
     ),
 ]
 

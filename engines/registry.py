@@ -25,6 +25,8 @@ BUILTIN: dict[str, str] = {
     "manual-numba": "engines.manual_numba:ManualNumbaEngine",
     "graph": "engines.graph:GraphEngine",
     "graph-scalar": "engines.graph_scalar:GraphScalarEngine",
+    "tape": "engines.tape_engine:TapeEngine",
+    "compiled": "engines.compiled:CompiledEngine",
     "autograd": "engines.autograd_engine:AutogradEngine",
     "jax": "engines.jax_engine:JaxEngine",
     "jax-eager": "engines.jax_engine:JaxEagerEngine",

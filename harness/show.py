@@ -1,0 +1,49 @@
+"""``adtiers show``: what an engine made of a problem, as text a reader can follow.
+
+``--engine tape`` prints the traced program (one line per equation); ``--engine compiled`` prints
+the Python source generated from that tape, which numba compiles. Any engine may take part by
+putting its text in ``Prepared.info``: ``info["source"]`` (generated code) is shown first, else
+``info["program"]`` (a tape).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.selection import UsageError, parse_sizes, select_engines, select_problems
+
+SHOWN = ("source", "program")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("show", help="print an engine's tape or generated source for a problem")
+    p.add_argument(
+        "--engine", required=True, help="engine name: tape or compiled (or any engine exposing text)"
+    )
+    p.add_argument("--problem", required=True, help="problem name")
+    p.add_argument("--n", help="number of observations (default 100)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    problems, engines, sizes = (
+        select_problems(args.problem),
+        select_engines(args.engine),
+        parse_sizes(args.n, [100]),
+    )
+    for what, chosen in (("problem", problems), ("engine", engines), ("size", sizes)):
+        if len(chosen) != 1:
+            raise UsageError(f"show takes exactly one {what}; got {len(chosen)}")
+    problem, engine, n = problems[0], engines[0], sizes[0]
+    reason = engine.unavailable()
+    if reason is not None:
+        raise UsageError(f"engine {engine.name!r} is unavailable here: {reason}")
+    prepared = engine.prepare(problem, problem.make_data(n, 0))
+    for key in SHOWN:
+        if key in prepared.info:
+            print(str(prepared.info[key]).rstrip("\n"))
+            return 0
+    raise UsageError(
+        f"engine {engine.name!r} exposes no text to show (it sets none of info[{', '.join(map(repr, SHOWN))}]); "
+        "engines that do: tape, compiled"
+    )

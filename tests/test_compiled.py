@@ -1,0 +1,202 @@
+"""The compiled engine: templates in the table, the generated source's shape, the disk cache across
+processes, a steady state that allocates nothing n-long, and ``adtiers show``."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engines.codegen import MissingTemplate, Unsupported, plan, templates_of
+from engines.compiled import CompiledEngine, render
+from engines.primitives import PRIMITIVES, Primitive
+from engines.tape import Eqn, Program, Var, trace
+from engines.tape_engine import TapeEngine
+from harness.cli import main
+from problems import PROBLEMS
+from problems.base import Block, Problem
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _source(name: str, n: int = 50) -> str:
+    problem = PROBLEMS[name]
+    return render(plan(trace(problem.loglik, problem.blocks(n), problem.make_data(n, 0), name)))
+
+
+def test_every_primitive_has_its_templates():
+    for prim in PRIMITIVES.values():
+        templates = templates_of(prim)
+        assert len(templates["adjoint"]) == prim.arity, prim.name
+
+
+def test_a_primitive_without_templates_is_named():
+    cube = Primitive("cube", lambda x: x**3, (lambda g, ans, x: 3.0 * g * x * x,), doc="x^3")
+    x = Var(0, ())
+    program = Program({"x": x}, {}, [Eqn(cube, (x,), Var(1, ()))], Var(1, ()))
+    with pytest.raises(MissingTemplate, match=r"primitive 'cube' has no code templates 'expr', 'adjoint'"):
+        plan(program)
+    half = Primitive("half", lambda x: x / 2, (lambda g, ans, x: g / 2,), templates={"expr": "({x} / 2)"})
+    program = Program({"x": x}, {}, [Eqn(half, (x,), Var(1, ()))], Var(1, ()))
+    with pytest.raises(
+        MissingTemplate, match=r"'half' has no code template 'adjoint'.*engines/primitives.py"
+    ):
+        plan(program)
+
+
+def test_normal_is_one_pass_over_the_data_with_no_array_created():
+    source = _source("normal")
+    assert source.count("for i in range(") == 1
+    assert "def value_and_grad(theta, lits, y, grad):" in source
+    assert "np." not in source and "empty" not in source and "zeros" not in source
+    # the source does not depend on n: literals such as -n arrive in lits
+    assert _source("normal", 50) == _source("normal", 5000)
+
+
+def test_matvec_is_a_loop_and_gather_reverses_into_a_scatter_add():
+    regression, hierarchical = _source("regression"), _source("hierarchical")
+    assert regression.count("for i in range(") == 1 and "v4 += (X[i, j] * beta[j])" in regression
+    assert "w11_beta[j] += (ct_v4 * X[i, j])" in regression
+    assert "v11 = z[g_i]" in hierarchical and "w20_z[g_i] += ct_v11" in hierarchical
+    # the data loop, and a loop over the J random effects for their prior
+    assert hierarchical.count("for i in range(") == 2 and "for i in range(z.shape[0])" in hierarchical
+
+
+def test_a_value_needed_after_a_reduction_is_recomputed_not_stored():
+    """sum((y - m)^2) with m = mean of mu * y: two passes over the data, checked against the tape."""
+
+    class Centred(Problem):
+        name = "centred"
+
+        def blocks(self, n: int) -> list[Block]:
+            return [Block("mu", ()), Block("log_s", ())]
+
+        def make_data(self, n: int, seed: int = 0) -> dict[str, Any]:
+            return {"n": n, "y": np.random.default_rng(seed).normal(1.0, 2.0, n)}
+
+        def true_values(self, n: int) -> dict[str, Any]:
+            return {"mu": 0.7, "log_s": 0.2}
+
+        @staticmethod
+        def loglik(ops: Any, params: dict[str, Any], data: dict[str, Any]) -> Any:
+            m = ops.sum(params["mu"] * data["y"]) / data["n"]
+            r = (data["y"] - m) / ops.exp(params["log_s"])
+            return -data["n"] * params["log_s"] - 0.5 * ops.sum(ops.square(r))
+
+    problem = Centred()
+    data = problem.make_data(200, 1)
+    prepared = CompiledEngine().prepare(problem, data)
+    assert prepared.info["source"].count("for i in range(") == 2
+    for theta in (np.array([0.7, 0.2]), np.array([-1.3, -0.5])):
+        expected = TapeEngine().prepare(problem, data).value_and_grad(theta)
+        value, grad = prepared.value_and_grad(theta)
+        assert value == pytest.approx(expected[0], rel=1e-12)
+        np.testing.assert_allclose(grad, expected[1], rtol=1e-10)
+
+
+def test_a_computed_matvec_vector_is_refused_clearly():
+    def loglik(ops, params, data):
+        return ops.sum(ops.matvec(data["X"], params["b"] * 2.0))
+
+    program = trace(loglik, [Block("b", (3,))], {"X": np.ones((5, 3))})
+    with pytest.raises(Unsupported, match="matvec's vector operand must be a theta block or a data array"):
+        plan(program)
+
+
+_PROCESS = textwrap.dedent(
+    """
+    import json, tracemalloc
+    from numba.core.runtime import rtsys
+    from engines.compiled import CompiledEngine
+    from problems import PROBLEMS
+    out = {}
+    for name in ("normal", "exponential"):
+        problem = PROBLEMS[name]
+        n = 100_000
+        prepared = CompiledEngine().prepare(problem, problem.make_data(n, 0))
+        theta = problem.true_theta(n)
+        prepared.value_and_grad(theta)
+        tracemalloc.start()
+        before = rtsys.get_allocation_stats().alloc
+        for _ in range(50):
+            prepared.value_and_grad(theta)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        out[name] = {
+            "cache_hits": prepared.info["cache_hits"],
+            "path": prepared.info["source_path"],
+            "nrt_allocs_per_call": (rtsys.get_allocation_stats().alloc - before) / 50,
+            "array_arguments": prepared.info["source"].split("def value_and_grad(")[1].split(")")[0].count(",") + 1,
+            "python_peak_bytes": peak,
+        }
+    print(json.dumps(out))
+    """
+)
+
+
+def _run_process(cache: Path) -> dict[str, Any]:
+    env = {**os.environ, "ADTIERS_CACHE_DIR": str(cache), "NUMBA_NRT_STATS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROCESS], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_process_loads_the_compiled_code_from_the_disk_cache(tmp_path):
+    first, second = _run_process(tmp_path), _run_process(tmp_path)
+    for name in ("normal", "exponential"):
+        assert first[name]["cache_hits"] == 0, "a fresh cache cannot hit"
+        assert second[name]["cache_hits"] >= 1, "the second process compiled again"
+        assert first[name]["path"] == second[name]["path"]
+        assert Path(first[name]["path"]).parent == tmp_path
+    assert list((tmp_path / "__pycache__").glob("*.nbi")), "numba wrote no cache index"
+
+    # steady state: nothing n-long is allocated, by Python or by the compiled code. numba wraps each
+    # array argument in a small record per call; the generated function allocates nothing beyond.
+    for name in ("normal", "exponential"):
+        assert second[name]["python_peak_bytes"] < 8 * 100_000 / 20
+        assert second[name]["nrt_allocs_per_call"] <= second[name]["array_arguments"]
+
+
+def test_the_gradient_returned_is_a_new_array_each_call():
+    problem = PROBLEMS["normal"]
+    prepared = CompiledEngine().prepare(problem, problem.make_data(30, 0))
+    first = prepared.value_and_grad(problem.true_theta(30))[1]
+    kept = first.copy()
+    prepared.value_and_grad(problem.true_theta(30) + 1.0)
+    np.testing.assert_array_equal(first, kept)
+
+
+def test_prepared_reports_compile_time_apart():
+    problem = PROBLEMS["exponential"]
+    prepared = CompiledEngine().prepare(problem, problem.make_data(20, 0))
+    assert prepared.info["compile_s"] > 0 and prepared.info["loops"] == 1
+
+
+def test_show_prints_the_tape_and_the_generated_source(capsys):
+    assert main(["show", "--engine", "tape", "--problem", "normal", "--n", "10"]) == 0
+    tape = capsys.readouterr().out
+    assert tape.startswith("tape normal: 3 inputs, 9 equations") and "[0] sub in=(2, 0) out=3" in tape
+    assert main(["show", "--engine", "compiled", "--problem", "normal"]) == 0
+    source = capsys.readouterr().out
+    assert "def value_and_grad(theta, lits, y, grad):" in source and "for i in range(y.shape[0])" in source
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["show", "--engine", "nope", "--problem", "normal"], "unknown engine(s): nope"),
+        (["show", "--engine", "tape", "--problem", "poisson"], "unknown problem(s): poisson"),
+        (["show", "--engine", "tape,compiled", "--problem", "normal"], "exactly one engine"),
+        (["show", "--engine", "graph", "--problem", "normal"], "exposes no text to show"),
+    ],
+)
+def test_show_bad_input_exits_2(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,183 @@
+"""The tape format, the tracer and the tape engine: listing, invariants, static control flow,
+re-tracing on new data shapes, and a steady state that does not grow."""
+
+import dataclasses
+import re
+import tracemalloc
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engines.primitives import PRIMITIVES
+from engines.tape import ControlFlowError, Eqn, Literal, Program, ProgramCache, Var, check_program, trace
+from engines.tape_engine import Replay, TapeEngine
+from harness.correctness import check_cell
+from problems import PROBLEMS
+from problems.normal import Normal
+
+
+def _program(name: str, n: int = 10) -> Program:
+    problem = PROBLEMS[name]
+    data = problem.make_data(n, 0)
+    return trace(problem.loglik, problem.blocks(n), data, name)
+
+
+def test_listing_has_one_line_per_equation_and_the_op_count():
+    program = _program("normal")
+    text = str(program)
+    lines = [line for line in text.splitlines() if re.match(r"\s*\[\d+\] \w+ in=\(", line)]
+    assert len(lines) == len(program.eqns) == 9
+    assert text.splitlines()[0].startswith("tape normal: 3 inputs, 9 equations (")
+    assert "square 1" in text and "sub 3" in text
+    # inputs first (theta blocks, then data), then one new slot per equation, in order
+    assert [v.slot for v in program.inputs] == [0, 1, 2]
+    assert [e.out.slot for e in program.eqns] == list(range(3, 12))
+    assert re.search(r"\[0\] sub in=\(2, 0\) out=3 +# f64\[10\]", text)
+    assert "mul in=(lit(-10), 1) out=6" in text
+
+
+def test_literals_and_data_are_not_parameters():
+    program = _program("hierarchical", 40)
+    assert list(program.params) == ["alpha", "beta", "log_sigma", "log_tau", "z"]
+    assert list(program.data) == ["X", "g", "y"]
+    assert program.data["g"].dtype == "int64" and program.data["X"].shape == (40, 3)
+    assert any(isinstance(a, Literal) for e in program.eqns for a in e.inputs)
+
+
+def test_check_program_accepts_every_traced_problem():
+    for name in PROBLEMS:
+        check_program(_program(name))
+
+
+def test_check_program_catches_a_slot_assigned_twice():
+    program = _program("normal")
+    eqns = list(program.eqns)
+    eqns[4] = dataclasses.replace(eqns[4], out=eqns[2].out)
+    with pytest.raises(ValueError, match=r"equation \[4\].*writes slot 5, which is already assigned"):
+        check_program(Program(program.params, program.data, eqns, program.out))
+
+
+def test_check_program_catches_out_of_bounds_and_read_before_write():
+    program = _program("normal")
+    eqns = list(program.eqns)
+    eqns[0] = dataclasses.replace(eqns[0], inputs=(Var(99, (10,)), eqns[0].inputs[1]))
+    eqns[1] = dataclasses.replace(eqns[1], inputs=(Var(8, ()),))
+    with pytest.raises(ValueError) as err:
+        check_program(Program(program.params, program.data, eqns, program.out))
+    assert "slot 99 is outside 0..11" in str(err.value)
+    assert "equation [1] exp in=(8,) out=4: reads slot 8 before it is written" in str(err.value)
+
+
+def test_check_program_catches_a_wrong_operand_count():
+    program = _program("exponential")
+    bad = Eqn(PRIMITIVES["mul"], (program.params["log_rate"],), Var(program.n_slots, ()))
+    with pytest.raises(ValueError, match="mul takes 2 operands, got 1"):
+        check_program(Program(program.params, program.data, [*program.eqns, bad], bad.out))
+
+
+class _BranchingNormal(Normal):
+    """The normal model with a branch on theta, which a tape recorded once cannot hold."""
+
+    name = "normal-branching"
+
+    @staticmethod
+    def loglik(ops: Any, params: dict[str, Any], data: dict[str, Any]) -> Any:
+        if params["mu"] > 0:
+            return Normal.loglik(ops, params, data)
+        return Normal.loglik(ops, params, data)
+
+
+def test_control_flow_on_theta_raises_a_clear_error():
+    problem = _BranchingNormal()
+    with pytest.raises(ControlFlowError) as err:
+        TapeEngine().prepare(problem, problem.make_data(10, 0))
+    message = str(err.value)
+    assert "control flow that does not depend on parameter values" in message
+    assert "comparison" in message and "graph engine" in message
+    # in the harness it costs one cell, with the message
+    result = check_cell(TapeEngine(), problem, 10)
+    assert not result.passed and "ControlFlowError" in result.error and "graph engine" in result.error
+
+
+@pytest.mark.parametrize(
+    "use,what",
+    [
+        (bool, "bool()"),
+        (float, "float()"),
+        (int, "int()"),
+        (lambda t: [0, 1][t], "index"),
+        (np.asarray, "NumPy"),
+    ],
+)
+def test_every_concrete_use_of_a_tracer_is_refused(use, what):
+    def loglik(ops, params, data):
+        use(params["mu"])
+        return params["mu"]
+
+    with pytest.raises(ControlFlowError, match=re.escape(what)):
+        trace(loglik, Normal().blocks(10), {"n": 10})
+
+
+def test_new_data_shapes_retrace_and_same_shapes_reuse_the_program():
+    cache, problem = ProgramCache(), PROBLEMS["regression"]
+    first = cache.get(problem, problem.make_data(10, 0))
+    assert cache.get(problem, problem.make_data(10, 1)) is first and cache.traces == 1
+    larger = cache.get(problem, problem.make_data(30, 0))
+    assert cache.traces == 2 and larger is not first
+    assert larger.data["X"].shape == (30, 10) and first.data["X"].shape == (10, 10)
+
+
+def test_a_program_replays_on_other_data_of_the_same_shapes():
+    """Data are inputs, not constants baked into the tape: one program serves every data set."""
+    problem = PROBLEMS["hierarchical"]
+    program = _program("hierarchical", 50)
+    other = problem.make_data(50, 7)
+    theta = problem.true_theta(50) + 0.1
+    value, grad = Replay(program, other).value_and_grad(theta)
+    ref_value, ref_grad = problem.reference(theta, other)
+    assert value == pytest.approx(ref_value, rel=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_equations_of_data_alone_run_once_at_prepare():
+    problem = PROBLEMS["exponential"]
+    data = problem.make_data(100, 0)
+    replay = Replay(_program("exponential", 100), data)
+    assert "sum" not in [fn.__name__ for fn, *_ in replay.forward_steps]
+    theta = np.array([0.3])
+    np.testing.assert_allclose(replay.value_and_grad(theta)[1], problem.reference(theta, data)[1], rtol=1e-12)
+
+
+def test_gradients_returned_are_not_overwritten_by_later_calls():
+    problem = PROBLEMS["regression"]
+    prepared = TapeEngine().prepare(problem, problem.make_data(20, 0))
+    theta = problem.true_theta(20)
+    first = prepared.value_and_grad(theta)[1]
+    kept = first.copy()
+    prepared.value_and_grad(theta + 1.0)
+    np.testing.assert_array_equal(first, kept)
+
+
+@pytest.mark.parametrize("name", ["normal", "hierarchical"])
+def test_steady_state_memory_does_not_grow(name):
+    problem = PROBLEMS[name]
+    prepared = TapeEngine().prepare(problem, problem.make_data(1000, 0))
+    theta = problem.true_theta(1000)
+    tracemalloc.start()
+    try:
+        for call in range(1, 1001):
+            prepared.value_and_grad(theta)
+            if call == 10:
+                after_10 = tracemalloc.get_traced_memory()[0]
+        after_1000 = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after_1000 - after_10 < 4096, f"grew by {after_1000 - after_10} bytes over 990 calls"
+
+
+def test_prepared_exposes_its_program():
+    problem = PROBLEMS["normal"]
+    prepared = TapeEngine().prepare(problem, problem.make_data(10, 0))
+    assert isinstance(prepared.info["program"], Program)
+    assert prepared.info["tape_equations"] == len(prepared.info["program"].eqns) == 9
