@@ -30,7 +30,7 @@ class Block:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=int))
+        return math.prod(self.shape)
 
     def describe(self) -> str:
         return self.name if not self.shape else f"{self.name}[{self.shape[0]}]"
@@ -75,7 +75,11 @@ class Problem:
         return int(data["n"])
 
     def size(self, n: int) -> int:
-        return sum(b.size for b in self.blocks(n))
+        """Length of theta at size n (cached: validation runs on every call of every engine)."""
+        sizes = self.__dict__.setdefault("_sizes", {})
+        if n not in sizes:
+            sizes[n] = sum(b.size for b in self.blocks(n))
+        return sizes[n]
 
     def layout(self, n: int) -> str:
         """The flat theta layout as text, e.g. ``[mu, log_sigma]``."""
@@ -96,6 +100,10 @@ class Problem:
     def validate(self, theta: Any, n: int) -> np.ndarray:
         """theta as a float64 vector, or a ValueError naming the problem and the expected layout."""
         expected = self.size(n)
+        # Fast path: this runs on every call of every engine, so it must cost well under a microsecond.
+        if type(theta) is np.ndarray and theta.dtype == np.float64 and theta.shape == (expected,):
+            if np.isfinite(theta).all():
+                return theta
         try:
             arr = np.asarray(theta, dtype=np.float64)
         except (TypeError, ValueError) as err:
