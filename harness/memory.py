@@ -6,7 +6,9 @@
 - ``rss``: for allocators tracemalloc cannot see (XLA, PyTorch, numba's NRT). On Linux, writing
   ``5`` to ``/proc/self/clear_refs`` resets the peak resident set (``VmHWM``) to the current one;
   the result is ``VmHWM after - VmRSS before``. Coarser (pages, and any allocator caching), but
-  it sees every allocation of the process.
+  it sees every allocation of the process. It counts pages newly made resident, so memory an
+  allocator reuses from its own free lists (glibc arenas, PyTorch's caching) is not seen: a lower
+  bound, exact for large fresh allocations.
 
 Measured in a call of its own, outside the timed rounds, since tracing slows a call down.
 Returns ``(bytes or None, method actually used)``; None when the method cannot work here.
