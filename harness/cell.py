@@ -9,7 +9,8 @@ The steps, in order, each feeding the cell's fields (``harness.results.CELL_FIEL
 3. The correctness gate on the same prepared object, every check point
    (``harness.correctness.check_cell``): a disagreement makes the cell ``failed``, an exception
    ``error``; neither is ever timed.
-4. Steady-state timing of value-and-gradient and of the value alone (``harness.timing``), and the
+4. Steady-state timing of value-and-gradient and of the value alone (``harness.timing``; one
+   untimed value call first tells it whether the value is slow), and the
    gradient's cost over the function, ``grad_ratio = vg_median_s / value_median_s``.
 5. The peak extra memory of one value-and-gradient call (``harness.memory``), and the graph or
    tape size the engine exposes in ``Prepared.info``.
@@ -90,7 +91,10 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
         timing = settings.timing
         vg = time_call("vg", prepared.value_and_grad, theta, settings=timing, expected_s=call_s)
         step = "timing value"
-        value = time_call("value", prepared.value, theta, settings=timing, expected_s=call_s / 2)
+        start = time.perf_counter()
+        prepared.value(theta)
+        value_s = time.perf_counter() - start
+        value = time_call("value", prepared.value, theta, settings=timing, expected_s=value_s)
         for prefix, stats in (("vg", vg), ("value", value)):
             for key, v in stats.items():
                 cell[f"{prefix}_{key}_s" if key not in ("rounds", "iterations") else f"{prefix}_{key}"] = v

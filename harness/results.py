@@ -111,6 +111,9 @@ def write_atomic(path: str | Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other readers
         with os.fdopen(fd, "w") as f:
             json.dump(_clean(document), f, indent=1, allow_nan=False)
             f.flush()

@@ -16,7 +16,10 @@ One thing is added around the library: a call already known to be slow (``expect
 steady call timed by the caller, at least ``max_time / min_rounds``) goes through the fixture's
 ``pedantic`` mode with ``min_rounds`` rounds of one iteration. That is what calibration would
 choose anyway (one iteration, ``min_rounds`` rounds); it only saves calibration's extra calls,
-which cost seconds for a slow engine.
+which cost seconds for a slow engine. A call that alone outlasts ``max_time`` gets
+``slow_rounds`` (3) rounds: the median and quartiles of three calls of a second or more are
+steady enough to rank engines that differ by orders of magnitude, and five such rounds of value
+and gradient each would cost a slow engine more than the rest of the matrix.
 
 Device synchronisation: engines are timed through ``Prepared``, which converts the value to a
 Python float and the gradient to a NumPy array; an asynchronous device must finish before those
@@ -42,7 +45,14 @@ class TimingSettings:
 
     max_time: float = 0.2
     min_rounds: int = 5
+    slow_rounds: int = 3
     calibration_precision: int = 10
+
+    def pedantic_rounds(self, expected_s: float | None) -> int | None:
+        """Rounds of one call for a call known to take ``expected_s``; None: let calibration decide."""
+        if expected_s is None or expected_s * self.min_rounds < self.max_time:
+            return None
+        return min(self.min_rounds, self.slow_rounds) if expected_s >= self.max_time else self.min_rounds
 
     @property
     def min_time(self) -> float:
@@ -95,8 +105,9 @@ def time_call(
 ) -> dict[str, Any]:
     """Time ``fn(*args)``; the statistics of ``harness.stats.summarise`` with the raw samples."""
     fixture = _fixture(name, settings)
-    if expected_s is not None and expected_s * settings.min_rounds >= settings.max_time:
-        fixture.pedantic(fn, args=args, rounds=settings.min_rounds, iterations=1)
+    rounds = settings.pedantic_rounds(expected_s)
+    if rounds is not None:
+        fixture.pedantic(fn, args=args, rounds=rounds, iterations=1)
     else:
         fixture(fn, *args)
     meta = fixture.stats

@@ -56,10 +56,16 @@ def test_time_call_keeps_every_round_as_a_per_call_sample():
     assert fast["ci_low"] <= fast["median"] <= fast["ci_high"]
     assert fast["median"] < 1e-3  # a per-call time, not a per-round one
 
+
+def test_a_known_slow_call_skips_calibration_and_a_very_slow_one_gets_three_rounds():
+    settings = TimingSettings(max_time=0.05, min_rounds=5)
     start = time.perf_counter()
-    slow = time_call("sleep", time.sleep, 0.03, settings=settings, expected_s=0.03)
-    assert (slow["rounds"], slow["iterations"]) == (3, 1)
-    assert 0.03 <= slow["min"] and time.perf_counter() - start < 0.03 * 3 + 0.5
+    slow = time_call("sleep", time.sleep, 0.02, settings=settings, expected_s=0.02)
+    assert (slow["rounds"], slow["iterations"]) == (5, 1) and 0.02 <= slow["min"]
+    assert time.perf_counter() - start < 0.02 * 5 + 0.3  # no calibration calls
+    slower = time_call("sleep", time.sleep, 0.06, settings=settings, expected_s=0.06)
+    assert (slower["rounds"], slower["iterations"]) == (3, 1) and 0.06 <= slower["min"]
+    assert settings.pedantic_rounds(None) is None and settings.pedantic_rounds(0.001) is None
 
 
 def test_memory_sees_an_8_mb_temporary():
