@@ -10,8 +10,6 @@ inside the worker each engine's ``set_threads(n)`` then applies it to what the e
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -38,21 +36,6 @@ def thread_environment(threads: int) -> dict[str, str]:
     )
     env["XLA_FLAGS"] = f"{kept} {xla}".strip()
     return env
-
-
-@contextmanager
-def environment(env: dict[str, str]) -> Iterator[None]:
-    """Set ``env`` in ``os.environ`` for the duration (a worker started inside inherits it)."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def describe(threads: int) -> dict[str, object]:
