@@ -158,3 +158,19 @@ def test_ctrl_c_keeps_the_finished_cells_and_marks_the_run_interrupted(tmp_path)
     assert doc["run"]["status"] == "interrupted" and doc["run"]["finished"]
     assert 2 <= len(doc["cells"]) < 30 and all(c["status"] == "ok" for c in doc["cells"])
     assert "interrupted:" in output
+
+
+def test_bench_runs_from_a_script_without_a_main_guard(tmp_path):
+    script = tmp_path / "script.py"
+    out = tmp_path / "run.json"
+    script.write_text(
+        "from harness.cli import main\n"
+        f"code = main(['bench', '--quick', '--engines', 'manual', '--problems', 'normal', '--out', {str(out)!r}])\n"
+        "raise SystemExit(code)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(script)], check=False, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [c["status"] for c in load(out)["cells"]] == ["ok", "ok"]
