@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,7 +82,6 @@ def run(args: argparse.Namespace) -> int:
         cell_timeout=timeout,
         quick=args.quick,
         out=args.out,
-        argv=sys.argv,
     )
     return bench.run()
 
@@ -105,7 +103,6 @@ class Bench:
         cell_timeout: float,
         quick: bool = False,
         out: str | None = None,
-        argv: list[str] | None = None,
     ):
         self.problems, self.engines, self.sizes = problems, engines, sizes
         self.threads, self.cell, self.cell_timeout = threads, cell, cell_timeout
@@ -122,7 +119,6 @@ class Bench:
                 "finished": None,
                 "status": "running",
                 "wall_s": None,
-                "command": " ".join(argv or []),
             },
             "machine": described,
             "git": machine.git_state(),
@@ -144,9 +140,8 @@ class Bench:
             "cells": [],
         }
         self.start = time.monotonic()
-        self.measured_s = 0.0
-        self.measured = 0
-        self.to_measure = 0
+        self.pending: set[tuple[str, str, int]] = set()
+        self.seconds: dict[tuple[str, int], list[float]] = {}
 
     # ---- writing -------------------------------------------------------------------------
     def save(self) -> None:
@@ -186,7 +181,14 @@ class Bench:
                 "tolerance": engine.tolerance,
             }
             plan.append((engine, reason))
-        self.to_measure = sum(reason is None for _, reason in plan) * len(self.problems) * len(self.sizes)
+        self.pending = {
+            (e.name, p.name, n)
+            for e, reason in plan
+            if reason is None
+            for p in self.problems
+            for n in self.sizes
+        }
+        self.total = len(self.pending)
         print(f"adtiers bench: writing {self.path}", flush=True)
         self.save()
 
@@ -252,13 +254,9 @@ class Bench:
 
     def progress(self, cell: dict[str, Any], measured: bool) -> None:
         """One line per finished cell: count, elapsed, estimated time left, and the outcome."""
+        self.pending.discard((cell["engine"], cell["problem"], cell["n"]))
         if measured:
-            self.measured += 1
-            self.measured_s += cell["cell_s"]
-        else:
-            self.to_measure -= 1
-        left = self.to_measure - self.measured
-        eta = self.measured_s / self.measured * left if self.measured else 0.0
+            self.seconds.setdefault((cell["engine"], cell["n"]), []).append(cell["cell_s"])
         elapsed = time.monotonic() - self.start
         where = f"{cell['problem']:<13} {cell['engine']:<14} n={format_size(cell['n']):<6}"
         if cell["status"] == "ok":
@@ -268,10 +266,25 @@ class Bench:
             )
         else:
             outcome = f"{cell['status']}: {cell['reason']}"
+        done = self.total - len(self.pending)
         print(
-            f"[{self.measured:>4}/{self.to_measure}] {_clock(elapsed)} eta {_clock(eta)}  {where} {outcome}",
+            f"[{done:>4}/{self.total}] {_clock(elapsed)} eta {_clock(self.eta())}  {where} {outcome}",
             flush=True,
         )
+
+    def eta(self) -> float:
+        """Seconds left: each pending cell costs what the same engine took at the same size on the
+        problems done so far, or else the mean cell so far (engines differ by orders of magnitude
+        and grow with n, so one global mean would badly underestimate a slow engine's last sizes)."""
+        every = [s for times in self.seconds.values() for s in times]
+        if not every:
+            return 0.0
+        mean = sum(every) / len(every)
+        left = 0.0
+        for engine, _, n in self.pending:
+            same = self.seconds.get((engine, n))
+            left += sum(same) / len(same) if same else mean
+        return left
 
     def finish(self, status: str) -> int:
         self.doc["run"]["status"] = status
