@@ -237,9 +237,9 @@ class Bench:
                         fields = worker.measure(problem, n, self.cell_timeout)
                     except WorkerFailure as failure:
                         fields = {"status": "error", "reason": str(failure)}
-                        if str(failure).startswith("worker could not start"):
+                        if failure.kind == "start":
                             broken = str(failure)
-                        elif "timed out" in str(failure):
+                        elif failure.kind == "timeout":
                             blocked = f"n={format_size(n)} timed out after {self.cell_timeout:g} s"
                     fields["cell_s"] = time.monotonic() - t0
                     if fields["status"] == "over_budget":

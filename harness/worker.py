@@ -36,7 +36,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class WorkerFailure(Exception):
-    """The worker died or overran the watchdog; the message says which, for the cell's reason."""
+    """The worker could not start, overran the watchdog, or died; the message is the cell's reason.
+
+    ``kind`` is ``"start"``, ``"timeout"`` or ``"died"``: the benchmark treats them differently.
+    """
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 def _engine_ref(engine: Engine) -> str | Engine:
@@ -120,7 +127,7 @@ class Worker:
         reply = self._receive(timeout, "starting")
         if not reply.get("ready"):
             self.stop()
-            raise WorkerFailure(f"worker could not start: {reply.get('reason')}")
+            raise WorkerFailure("start", f"worker could not start: {reply.get('reason')}")
 
     def _receive(self, timeout: float, doing: str) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -134,10 +141,10 @@ class Worker:
                 break
             if time.monotonic() > deadline:
                 self.stop()
-                raise WorkerFailure(f"timed out after {timeout:g} s ({doing}); worker killed")
+                raise WorkerFailure("timeout", f"timed out after {timeout:g} s ({doing}); worker killed")
         code = self.process.wait()
         self.stop()
-        raise WorkerFailure(f"worker died ({doing}; exit code {code})")
+        raise WorkerFailure("died", f"worker died ({doing}; exit code {code})")
 
     def measure(self, problem: Problem, n: int, timeout: float) -> dict[str, Any]:
         """One cell's measured fields; WorkerFailure when the worker dies or overruns ``timeout``."""

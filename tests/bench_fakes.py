@@ -74,3 +74,12 @@ class UnavailableEngine(Engine):
 
     def unavailable(self):
         return "somelib is not installed (pip install somelib)"
+
+
+class BrokenSetupEngine(Engine):
+    """Raises in ``set_threads``: its worker never becomes ready."""
+
+    name, tier, description = "broken-setup", "0", "cannot apply a thread count"
+
+    def set_threads(self, threads):
+        raise RuntimeError("no thread control here")

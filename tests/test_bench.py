@@ -9,7 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from bench_fakes import CrashingEngine, HangingEngine, SlowEngine, UnavailableEngine, WrongEngine
+from bench_fakes import (
+    BrokenSetupEngine,
+    CrashingEngine,
+    HangingEngine,
+    SlowEngine,
+    UnavailableEngine,
+    WrongEngine,
+)
 
 from engines.registry import get_engine
 from harness import bench
@@ -75,8 +82,8 @@ def test_over_budget_skips_the_larger_sizes_with_the_reason(monkeypatch, tmp_pat
 
 
 def test_failed_check_is_recorded_with_no_times_and_unavailable_engines_are_listed(monkeypatch, tmp_path):
-    engines = [WrongEngine(), UnavailableEngine()]
-    code, doc = _run(monkeypatch, tmp_path, engines, "--problems", "normal", "--sizes", "10")
+    engines = [WrongEngine(), UnavailableEngine(), BrokenSetupEngine()]
+    code, doc = _run(monkeypatch, tmp_path, engines, "--problems", "normal", "--sizes", "10,20")
     wrong = _cells(doc, "wrong")["normal", 10]
     assert wrong["status"] == "failed" and 1e-9 < wrong["check_rho"] < 1e-5
     assert "normal / wrong / n=10" in wrong["reason"]
@@ -84,6 +91,12 @@ def test_failed_check_is_recorded_with_no_times_and_unavailable_engines_are_list
     absent = _cells(doc, "absent")["normal", 10]
     assert absent["status"] == "unavailable" and "somelib is not installed" in absent["reason"]
     assert doc["engines"]["absent"]["available"] is False
+    broken = _cells(doc, "broken-setup")
+    for n in (10, 20):  # tried once, then the same reason without restarting a worker per cell
+        assert broken["normal", n]["status"] == "error"
+        assert broken["normal", n]["reason"] == (
+            "worker could not start: RuntimeError: no thread control here"
+        )
     assert code == 1
 
 
