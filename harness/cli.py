@@ -16,6 +16,7 @@ from harness.selection import UsageError
 COMMANDS = [
     "harness.listing",
     "harness.check",
+    "harness.bench",
     "harness.show",
     "harness.probe_cmd",
     "harness.fit_cmd",

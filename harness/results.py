@@ -82,6 +82,9 @@ CELL_FIELDS: dict[str, str] = {
     "mem_method": "how mem_peak_bytes was measured (tracemalloc, rss, a framework's counters)",
     "graph_size": "graph nodes or tape equations, where the engine exposes them",
     "graph_size_kind": "graph_nodes or tape_equations",
+    "call_s": "one steady value-and-gradient call, timed before the check and compared with the budget",
+    "cell_s": "wall seconds the whole cell took (prepare, check, timing, memory; worker start included)",
+    "traceback": "the traceback of an error cell, where there is one",
 }
 
 
@@ -108,6 +111,9 @@ def write_atomic(path: str | Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other readers
         with os.fdopen(fd, "w") as f:
             json.dump(_clean(document), f, indent=1, allow_nan=False)
             f.flush()

@@ -1,0 +1,73 @@
+"""The printed summary of a results file: per problem, median time per engine and size, fastest marked.
+
+Reads a loaded results document only (never an engine), like the report. A cell shows its median
+value-and-gradient time when ``ok``; otherwise its status in brief, because a failed or unfinished
+cell has no time to show. ``*`` marks the fastest ``ok`` engine at each size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BRIEF = {
+    "failed": "FAILED",
+    "error": "error",
+    "over_budget": "over budget",
+    "skipped": "skipped",
+    "unavailable": "n/a",
+}
+
+
+def format_seconds(s: float | None) -> str:
+    """A duration in the unit that keeps three significant digits readable: ns, us, ms or s."""
+    if s is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"
+
+
+def format_size(n: int) -> str:
+    """``1e+05`` style sizes are hard to read in a header; powers of ten print as ``1e5``."""
+    text = str(n)
+    if n >= 10_000 and text.rstrip("0") == "1":
+        return f"1e{len(text) - 1}"
+    return text
+
+
+def tables(doc: dict[str, Any]) -> str:
+    """One table per problem, engines as rows, sizes as columns."""
+    cells = doc["cells"]
+    problems = list(dict.fromkeys(c["problem"] for c in cells))
+    engines = list(dict.fromkeys(c["engine"] for c in cells))
+    sizes = sorted({int(c["n"]) for c in cells})
+    by_key = {(c["problem"], c["engine"], int(c["n"])): c for c in cells}
+    width = 14
+    out = []
+    for problem in problems:
+        fastest = {}
+        for n in sizes:
+            times = [
+                (c["vg_median_s"], e)
+                for e in engines
+                if (c := by_key.get((problem, e, n))) and c["status"] == "ok" and c.get("vg_median_s")
+            ]
+            if times:
+                fastest[n] = min(times)[1]
+        header = f"{'engine':<16}" + "".join(f"{'n=' + format_size(n):>{width}}" for n in sizes)
+        out += [f"{problem}: median value-and-gradient time (* fastest)", header, "-" * len(header)]
+        for e in engines:
+            row = f"{e:<16}"
+            for n in sizes:
+                c = by_key.get((problem, e, n))
+                if c is None:
+                    text = ""
+                elif c["status"] == "ok":
+                    text = format_seconds(c.get("vg_median_s")) + ("*" if fastest.get(n) == e else " ")
+                else:
+                    text = BRIEF.get(c["status"], c["status"]) + " "
+                row += f"{text:>{width}}"
+            out.append(row)
+        out.append("")
+    return "\n".join(out)

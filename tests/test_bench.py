@@ -1,0 +1,189 @@
+"""``adtiers bench`` on tiny matrices: the results file, the budget rule, isolation, incremental writing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from bench_fakes import (
+    BrokenSetupEngine,
+    CrashingEngine,
+    HangingEngine,
+    SlowEngine,
+    UnavailableEngine,
+    WrongEngine,
+)
+
+from engines.registry import get_engine
+from harness import bench
+from harness.cli import main
+from harness.results import CELL_FIELDS, SCHEMA, load, to_frame
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(monkeypatch, tmp_path, engines, *argv):
+    """Run ``adtiers bench --quick`` in-process on the given engine objects; the loaded results."""
+    monkeypatch.setattr(bench, "select_engines", lambda names: engines)
+    out = tmp_path / "run.json"
+    code = main(["bench", "--quick", "--out", str(out), *argv])
+    return code, load(out)
+
+
+def _cells(doc, engine):
+    return {(c["problem"], c["n"]): c for c in doc["cells"] if c["engine"] == engine}
+
+
+def test_a_tiny_run_loads_into_pandas_with_every_field(monkeypatch, tmp_path, capsys):
+    engines = [get_engine("manual"), get_engine("graph")]
+    code, doc = _run(monkeypatch, tmp_path, engines, "--problems", "normal,regression", "--sizes", "10,30")
+    assert code == 0
+    assert doc["schema"] == SCHEMA and doc["run"]["status"] == "complete" and doc["run"]["finished"]
+    assert doc["machine"]["cores"] >= 1 and doc["machine"]["versions"]["numpy"]
+    assert doc["machine"]["threads"]["environment"]["OMP_NUM_THREADS"] == "1"
+    assert set(doc["git"]) == {"commit", "dirty"}
+    assert doc["settings"]["sizes"] == [10, 30] and doc["settings"]["budget_s"] == 2.0
+
+    frame = to_frame(tmp_path / "run.json")
+    assert len(frame) == 2 * 2 * 2 and set(CELL_FIELDS) <= set(frame.columns)
+    assert (frame["status"] == "ok").all() and (frame["run"] == doc["run"]["id"]).all()
+    for _, row in frame.iterrows():
+        assert row["check_rho"] <= row["check_tolerance"]
+        assert 0 < row["vg_min_s"] <= row["vg_median_s"] and row["vg_q1_s"] <= row["vg_q3_s"]
+        assert row["vg_ci_low_s"] <= row["vg_median_s"] <= row["vg_ci_high_s"]
+        assert len(row["vg_samples_s"]) == row["vg_rounds"] >= 3 and row["vg_iterations"] >= 1
+        assert row["grad_ratio"] == pytest.approx(row["vg_median_s"] / row["value_median_s"])
+        assert row["first_call_s"] >= row["prepare_s"] >= 0 and row["mem_method"] == "tracemalloc"
+        assert row["mem_peak_bytes"] > 0
+    graph = frame[frame["engine"] == "graph"]
+    assert (graph["graph_size_kind"] == "graph_nodes").all() and (graph["graph_size"] > 10).all()
+    out = capsys.readouterr().out
+    assert "normal: median value-and-gradient time (* fastest)" in out and "*" in out
+    assert "[   8/8]" in out and "eta" in out
+
+
+def test_over_budget_skips_the_larger_sizes_with_the_reason(monkeypatch, tmp_path):
+    engines = [SlowEngine(delay=0.3)]
+    argv = ["--problems", "normal", "--sizes", "10,20,30,40", "--budget", "0.2"]
+    code, doc = _run(monkeypatch, tmp_path, engines, *argv)
+    cells = _cells(doc, "slow")
+    assert cells["normal", 10]["status"] == "ok"
+    over = cells["normal", 20]
+    assert over["status"] == "over_budget" and over["call_s"] >= 0.3 and over["vg_median_s"] is None
+    assert "> budget 0.2 s" in over["reason"]
+    for n in (30, 40):
+        assert cells["normal", n]["status"] == "skipped"
+        assert cells["normal", n]["reason"].startswith("n=20 over budget (0.3 s > 0.2 s)")
+    assert code == 0
+
+
+def test_failed_check_is_recorded_with_no_times_and_unavailable_engines_are_listed(monkeypatch, tmp_path):
+    engines = [WrongEngine(), UnavailableEngine(), BrokenSetupEngine()]
+    code, doc = _run(monkeypatch, tmp_path, engines, "--problems", "normal", "--sizes", "10,20")
+    wrong = _cells(doc, "wrong")["normal", 10]
+    assert wrong["status"] == "failed" and 1e-9 < wrong["check_rho"] < 1e-5
+    assert "normal / wrong / n=10" in wrong["reason"]
+    assert all(wrong[k] is None for k in CELL_FIELDS if k.startswith(("vg_", "value_", "mem_")))
+    absent = _cells(doc, "absent")["normal", 10]
+    assert absent["status"] == "unavailable" and "somelib is not installed" in absent["reason"]
+    assert doc["engines"]["absent"]["available"] is False
+    broken = _cells(doc, "broken-setup")
+    for n in (10, 20):  # tried once, then the same reason without restarting a worker per cell
+        assert broken["normal", n]["status"] == "error"
+        assert broken["normal", n]["reason"] == (
+            "worker could not start: RuntimeError: no thread control here"
+        )
+    assert code == 1
+
+
+def test_a_hanging_or_crashing_engine_costs_its_cell_and_the_run_goes_on(monkeypatch, tmp_path):
+    engines = [HangingEngine(), CrashingEngine(), get_engine("manual")]
+    code, doc = _run(
+        monkeypatch, tmp_path, engines, "--problems", "normal", "--sizes", "10,20,30", "--cell-timeout", "5"
+    )
+    hanging = _cells(doc, "hanging")
+    assert hanging["normal", 10]["status"] == "ok"
+    assert hanging["normal", 20]["status"] == "error"
+    assert hanging["normal", 20]["reason"].startswith("timed out after 5 s")
+    assert hanging["normal", 30]["status"] == "skipped" and "timed out" in hanging["normal", 30]["reason"]
+    crashing = _cells(doc, "crashing")
+    assert crashing["normal", 20]["status"] == "error" and "worker died" in crashing["normal", 20]["reason"]
+    assert crashing["normal", 30]["status"] == "ok"  # a fresh worker took over
+    assert all(c["status"] == "ok" for c in _cells(doc, "manual").values())
+    assert code == 1
+
+
+def test_bad_input_exits_2_naming_what_is_accepted(capsys):
+    assert main(["bench", "--engines", "nope"]) == 2
+    assert "unknown engine(s): nope; known engines: manual" in capsys.readouterr().err
+    assert main(["bench", "--threads", "0"]) == 2
+    assert "thread count must be a positive integer" in capsys.readouterr().err
+    assert main(["bench", "--budget", "-1"]) == 2
+    assert "budget must be a positive number" in capsys.readouterr().err
+
+
+def _start(tmp_path):
+    """A real ``adtiers bench`` process on many small cells, in its own process group."""
+    out = tmp_path / "run.json"
+    sizes = ",".join(str(n) for n in range(10, 40))
+    argv = ["bench", "--quick", "--engines", "graph-scalar", "--problems", "regression", "--sizes", sizes]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *argv, "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if len(json.loads(out.read_text())["cells"]) >= 2:
+                return proc, out
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail("the bench process wrote no cells within 60 s")
+
+
+def test_a_killed_run_leaves_a_valid_file_with_the_finished_cells(tmp_path):
+    proc, out = _start(tmp_path)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    doc = load(out)
+    assert doc["run"]["status"] == "running" and doc["run"]["finished"] is None
+    assert 2 <= len(doc["cells"]) < 30
+    assert all(c["status"] == "ok" and c["vg_median_s"] > 0 for c in doc["cells"])
+    assert len(to_frame(out)) == len(doc["cells"])
+
+
+def test_ctrl_c_keeps_the_finished_cells_and_marks_the_run_interrupted(tmp_path):
+    proc, out = _start(tmp_path)
+    os.killpg(proc.pid, signal.SIGINT)
+    output = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 130, output
+    doc = load(out)
+    assert doc["run"]["status"] == "interrupted" and doc["run"]["finished"]
+    assert 2 <= len(doc["cells"]) < 30 and all(c["status"] == "ok" for c in doc["cells"])
+    assert "interrupted:" in output
+
+
+def test_bench_runs_from_a_script_without_a_main_guard(tmp_path):
+    script = tmp_path / "script.py"
+    out = tmp_path / "run.json"
+    script.write_text(
+        "from harness.cli import main\n"
+        f"code = main(['bench', '--quick', '--engines', 'manual', '--problems', 'normal', '--out', {str(out)!r}])\n"
+        "raise SystemExit(code)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(script)], check=False, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [c["status"] for c in load(out)["cells"]] == ["ok", "ok"]
