@@ -59,18 +59,24 @@ def _jax_backend_started() -> bool:
     return bool(started and started())
 
 
+def xla_flags(threads: int, inherited: str = "") -> str:
+    """``XLA_FLAGS`` for ``threads``: the inherited flags, with the single-thread flag added for 1."""
+    wanted = [f for f in inherited.split() if not f.startswith("--xla_cpu_multi_thread_eigen")]
+    if _positive(threads) == 1:
+        wanted.append(XLA_SINGLE_THREAD)
+    return " ".join(wanted)
+
+
 def set_xla_threads(threads: int) -> None:
     """Ask XLA for one thread (``XLA_FLAGS``) or its default of all cores, before JAX's backend starts.
 
     After the backend has started, XLA no longer reads its flags: a change of setting then only warns.
     """
-    flags = os.environ.get("XLA_FLAGS", "").split()
-    wanted = [f for f in flags if not f.startswith("--xla_cpu_multi_thread_eigen")]
-    if _positive(threads) == 1:
-        wanted.append(XLA_SINGLE_THREAD)
-    if wanted == flags:
+    current = os.environ.get("XLA_FLAGS", "")
+    wanted = xla_flags(threads, current)
+    if wanted.split() == current.split():
         return
-    os.environ["XLA_FLAGS"] = " ".join(wanted)
+    os.environ["XLA_FLAGS"] = wanted
     if _jax_backend_started():
         warnings.warn(
             f"JAX's CPU backend has already started, so threads={threads} does not reach XLA in this "

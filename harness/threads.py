@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from engines.threads import xla_flags
+
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -26,15 +28,7 @@ def thread_environment(threads: int) -> dict[str, str]:
     if threads < 1:
         raise ValueError(f"thread count must be at least 1, got {threads}")
     env = {name: str(threads) for name in THREAD_VARIABLES}
-    eigen = "false" if threads == 1 else "true"
-    xla = f"--xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}"
-    inherited = os.environ.get("XLA_FLAGS", "")
-    kept = " ".join(
-        f
-        for f in inherited.split()
-        if not f.lstrip("-").startswith(("xla_cpu_multi_thread_eigen", "intra_op"))
-    )
-    env["XLA_FLAGS"] = f"{kept} {xla}".strip()
+    env["XLA_FLAGS"] = xla_flags(threads, os.environ.get("XLA_FLAGS", ""))
     return env
 
 
