@@ -187,3 +187,27 @@ def test_bench_runs_from_a_script_without_a_main_guard(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert [c["status"] for c in load(out)["cells"]] == ["ok", "ok"]
+
+
+def test_real_framework_engines_run_in_bench_workers(tmp_path):
+    """The frameworks in real worker processes with the thread environment (XLA reads XLA_FLAGS at start)."""
+    pytest.importorskip("jax", exc_type=ModuleNotFoundError)
+    pytest.importorskip("torch", exc_type=ModuleNotFoundError)
+    out = tmp_path / "frameworks.json"
+    code = main(
+        [
+            "bench",
+            "--quick",
+            "--engines",
+            "jax,torch",
+            "--problems",
+            "normal",
+            "--sizes",
+            "10",
+            "--out",
+            str(out),
+        ]
+    )
+    cells = load(out)["cells"]
+    assert code == 0, cells
+    assert [c["status"] for c in cells] == ["ok", "ok"]
