@@ -58,8 +58,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="watchdog seconds per cell, prepare and compile included (default max(120, 30 x budget))",
     )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run the I-th of N deterministic slices of the matrix (whole problem-engine series, so the "
+        "budget rule holds); give every shard the same --problems/--engines/--sizes",
+    )
     p.add_argument("--out", help="results file (default results/<utc-timestamp>-<machine>.json)")
     p.set_defaults(func=run)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``I/N`` with 1 <= I <= N, or a UsageError saying what is accepted."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text!r}: expected I/N, e.g. 1/2 (the first of two shards)") from None
+    if not 1 <= i <= n:
+        raise UsageError(f"--shard {text!r}: I must be between 1 and N")
+    return i, n
+
+
+def in_shard(index: int, shard: tuple[int, int] | None) -> bool:
+    """Round-robin over the (engine, problem) series: series k belongs to shard (k mod N) + 1."""
+    return shard is None or index % shard[1] == shard[0] - 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,10 +97,12 @@ def run(args: argparse.Namespace) -> int:
     timeout = args.cell_timeout if args.cell_timeout is not None else max(120.0, 30.0 * args.budget)
     if not timeout > 0:
         raise UsageError(f"--cell-timeout {timeout:g}: the watchdog must be a positive number of seconds")
+    shard = parse_shard(args.shard)
     bench = Bench(
         problems,
         engines,
         sizes,
+        shard=shard,
         threads=args.threads,
         cell=CellSettings(budget_s=args.budget, timing=QUICK_TIMING if args.quick else TIMING),
         cell_timeout=timeout,
@@ -103,13 +129,17 @@ class Bench:
         cell_timeout: float,
         quick: bool = False,
         out: str | None = None,
+        shard: tuple[int, int] | None = None,
     ):
         self.problems, self.engines, self.sizes = problems, engines, sizes
+        self.shard = shard
         self.threads, self.cell, self.cell_timeout = threads, cell, cell_timeout
         self.env = thread_settings.thread_environment(threads)
         started = _now()
         described = machine.describe(thread_settings.describe(threads))
         run_id = f"{started:%Y%m%dT%H%M%SZ}-{described['id']}"
+        if shard is not None:
+            run_id += f"-shard{shard[0]}of{shard[1]}"
         self.path = Path(out) if out else Path("results") / f"{run_id}.json"
         self.doc: dict[str, Any] = {
             "schema": SCHEMA,
@@ -129,6 +159,7 @@ class Bench:
                 "threads": threads,
                 "budget_s": cell.budget_s,
                 "quick": quick,
+                "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
                 "cell_timeout_s": cell_timeout,
                 "max_time_s": cell.timing.max_time,
                 "min_time_s": cell.timing.min_time,
@@ -185,7 +216,7 @@ class Bench:
             (e.name, p.name, n)
             for e, reason in plan
             if reason is None
-            for p in self.problems
+            for p in self.series(e)
             for n in self.sizes
         }
         self.total = len(self.pending)
@@ -210,8 +241,13 @@ class Bench:
                 signal.signal(signal.SIGTERM, previous)
         return self.finish("complete")
 
+    def series(self, engine: Engine) -> list[Any]:
+        """The problems of ``engine`` that belong to this run's shard (all of them without one)."""
+        e = self.engines.index(engine)
+        return [p for k, p in enumerate(self.problems) if in_shard(e * len(self.problems) + k, self.shard)]
+
     def record_unavailable(self, engine: Engine, reason: str) -> None:
-        for problem in self.problems:
+        for problem in self.series(engine):
             for n in self.sizes:
                 self.add(engine, problem, n, {"status": "unavailable", "reason": reason})
         print(f"{engine.name}: unavailable ({reason})", flush=True)
@@ -220,7 +256,7 @@ class Bench:
         worker = Worker(engine, self.threads, self.cell, self.env)
         broken: str | None = None
         try:
-            for problem in self.problems:
+            for problem in self.series(engine):
                 blocked: str | None = None
                 for n in self.sizes:
                     if broken or blocked:

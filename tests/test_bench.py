@@ -211,3 +211,22 @@ def test_real_framework_engines_run_in_bench_workers(tmp_path):
     cells = load(out)["cells"]
     assert code == 0, cells
     assert [c["status"] for c in cells] == ["ok", "ok"]
+
+
+def test_two_shards_hold_exactly_the_cells_of_the_unsharded_run(tmp_path):
+    common = ["bench", "--quick", "--engines", "manual,graph,graph-scalar", "--sizes", "10,30"]
+    runs = {}
+    for label, extra in (("all", []), ("1", ["--shard", "1/2"]), ("2", ["--shard", "2/2"])):
+        out = tmp_path / f"{label}.json"
+        assert main([*common, *extra, "--out", str(out)]) == 0
+        runs[label] = {(c["engine"], c["problem"], c["n"], c["status"]) for c in load(out)["cells"]}
+    assert runs["1"] and runs["2"] and not runs["1"] & runs["2"]
+    assert runs["1"] | runs["2"] == runs["all"]
+    assert len(runs["all"]) == 3 * 4 * 2
+
+
+@pytest.mark.parametrize("shard", ["0/2", "3/2", "1-2", "a/b"])
+def test_bad_shard_exits_2(shard, capsys):
+    assert main(["bench", "--shard", shard]) == 2
+    err = capsys.readouterr().err
+    assert "expected I/N" in err or "between 1 and N" in err
