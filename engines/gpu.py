@@ -427,7 +427,7 @@ class GpuEngine(Engine):
 
         return BLOCKS_PER_SM * cuda.get_current_device().MULTIPROCESSOR_COUNT
 
-    def source(self, problem: Problem, data: Data) -> tuple[Rendered, Plan]:
+    def generate(self, problem: Problem, data: Data) -> tuple[Rendered, Plan]:
         """The generated module for ``problem`` on ``data``'s shapes: code generation only, no device."""
         program = programs.get(problem, data)
         the_plan = plan(program)
@@ -437,11 +437,15 @@ class GpuEngine(Engine):
         }
         return render(the_plan, sizes, self.dtype, self.threads), the_plan
 
+    def generated_source(self, problem: Problem, data: Data) -> str:
+        """The kernels and host launcher as text, for ``adtiers show``: needs no device."""
+        return self.generate(problem, data)[0].source
+
     def _prepare(self, problem: Problem, data: Data) -> Prepared:
         from numba import cuda
 
         n = problem.n_of(data)
-        rendered, the_plan = self.source(problem, data)
+        rendered, the_plan = self.generate(problem, data)
         namespace = load(rendered.source, f"{self.name} {problem.name}")
         fn = namespace[HOST_FUNCTION]
         cap, threads = self._blocks_cap(), self.threads
