@@ -87,8 +87,8 @@ def test_float32_is_float32_sized_and_within_its_tolerance():
     v64, g64 = engine(GpuEngine).prepare(problem, data).value_and_grad(theta)
     v32, g32 = engine(GpuFloat32Engine).prepare(problem, data).value_and_grad(theta)
     worst = max(rho(v32, v64), rho(g32, g64).max())
-    assert 1e-12 < worst <= GpuFloat32Engine.tolerance, worst
-    assert GpuFloat32Engine.tolerance == 1e-4 and GpuEngine.tolerance == 1e-9
+    assert 1e-12 < worst <= 1e-4, worst  # float32-sized, with room under the tolerance
+    assert GpuFloat32Engine.tolerance == 1e-3 and GpuEngine.tolerance == 1e-9
 
 
 @needs_kernels
@@ -191,8 +191,11 @@ def test_without_the_simulator_the_real_path_finds_no_device():
 def test_kernels_are_grid_stride_loops_with_block_sums_and_atomics():
     regression, hierarchical = _source("regression"), _source("hierarchical")
     assert "for i in range(cuda.grid(1), X.shape[0], cuda.gridsize(1)):" in regression
-    assert "w11_beta = cuda.local.array(10, real)" in regression  # the p-vector: per thread
-    assert "block_add(sm, out, 2 + j, w11_beta[j])" in regression and "cuda.atomic.add(out, k, sm[0])" in regression
+    assert "w11_beta = cuda.local.array(10, wide)" in regression  # the p-vector: per thread
+    assert (
+        "block_add(sm, out, 2 + j, w11_beta[j])" in regression
+        and "cuda.atomic.add(out, k, sm[0])" in regression
+    )
     assert "cuda.atomic.add(w20_z, g_i, ct_v11)" in hierarchical  # the gather's reverse: scatter-add
     assert hierarchical.count("@cuda.jit\ndef loop") == 2 and hierarchical.count("dev.fetch()") == 1
     assert "def value_and_grad(theta, lits, dev, X, g, y, grad):" in hierarchical
@@ -229,15 +232,22 @@ def _is_serial_sum(line: str) -> bool:
 
 def test_float32_kernels_type_their_literals():
     source = _source("normal", GpuFloat32Engine)
-    assert "from numba import float32 as real" in source
-    assert "ct_v5 = (real(2.0) * ct_v8 * v5)" in source and " 2.0 " not in source.split("def value_and_grad")[0]
+    assert "from numba import float32 as real" in source and "from numba import float64 as wide" in source
+    assert (
+        "    v9 = wide(0.0)" in source and "sm = cuda.shared.array(THREADS, wide)" in source
+    )  # float64 sums
+    assert (
+        "ct_v5 = (real(2.0) * ct_v8 * v5)" in source and " 2.0 " not in source.split("def value_and_grad")[0]
+    )
     assert "ct_v5 = (2.0 * ct_v8 * v5)" in _source("normal")
 
 
 def test_show_prints_the_kernels_without_a_device(capsys):
     assert main(["show", "--engine", "gpu", "--problem", "normal", "--n", "10"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith('"""GPU kernels and host launcher of normal') and "def loop0(out, mu, v4, y):" in out
+    assert (
+        out.startswith('"""GPU kernels and host launcher of normal') and "def loop0(out, mu, v4, y):" in out
+    )
 
 
 def test_a_reduction_that_is_not_a_sum_is_refused_by_name():
