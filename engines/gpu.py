@@ -268,7 +268,7 @@ def render(p: Plan, sizes: dict[str, int], dtype: str = "float64", threads: int 
     """
     if threads & (threads - 1) or threads < 1:
         raise ValueError(f"threads per block must be a power of two, got {threads}")
-    source = [_PREAMBLE.format(name=p.name, dtype=dtype, threads=threads)]
+    source = [_PREAMBLE.format(name=p.name, dtype=dtype, threads=threads).rstrip("\n")]
     host = ["", "", f"def {HOST_FUNCTION}({', '.join(['theta', 'lits', 'dev', *p.data, 'grad'])}):"]
     host.append("    dev.upload(theta)")
     rendered = Rendered("", [])
