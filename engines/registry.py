@@ -27,6 +27,8 @@ BUILTIN: dict[str, str] = {
     "graph-scalar": "engines.graph_scalar:GraphScalarEngine",
     "tape": "engines.tape_engine:TapeEngine",
     "compiled": "engines.compiled:CompiledEngine",
+    "gpu": "engines.gpu:GpuEngine",
+    "gpu-f32": "engines.gpu:GpuFloat32Engine",
     "autograd": "engines.autograd_engine:AutogradEngine",
     "jax": "engines.jax_engine:JaxEngine",
     "jax-eager": "engines.jax_engine:JaxEagerEngine",
