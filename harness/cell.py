@@ -43,6 +43,10 @@ class CellSettings:
     seed: int = 0
 
 
+DEVICE_SPLIT = ("transfer_s", "kernel_s")
+"""``Prepared.info`` keys in which a device engine reports its last call's transfers and kernels."""
+
+
 def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSettings) -> dict[str, Any]:
     """The measured fields of one cell, with ``status`` and ``reason`` (see ``results.STATUSES``)."""
     cell: dict[str, Any] = {"status": "error", "reason": None}
@@ -108,6 +112,9 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
             if kind in prepared.info:
                 cell["graph_size"], cell["graph_size_kind"] = int(prepared.info[kind]), kind
                 break
+        for key in DEVICE_SPLIT:  # a device engine's last call, transfers apart from kernels
+            if prepared.info.get(key) is not None:
+                cell[key] = float(prepared.info[key])
         cell["status"] = "ok"
         return cell
     except Exception as err:  # noqa: BLE001 -- one failing engine costs one cell, not the run

@@ -82,6 +82,8 @@ CELL_FIELDS: dict[str, str] = {
     "mem_method": "how mem_peak_bytes was measured (tracemalloc, rss, a framework's counters)",
     "graph_size": "graph nodes or tape equations, where the engine exposes them",
     "graph_size_kind": "graph_nodes or tape_equations",
+    "transfer_s": "device engines: seconds of host-device transfers in one steady call (theta up, results down)",
+    "kernel_s": "device engines: seconds of kernels in one steady call (launch to synchronize)",
     "call_s": "one steady value-and-gradient call, timed before the check and compared with the budget",
     "cell_s": "wall seconds the whole cell took (prepare, check, timing, memory; worker start included)",
     "traceback": "the traceback of an error cell, where there is one",
