@@ -8,6 +8,12 @@ A reverse rule has the HIPS-autograd shape ``rule(g, ans, *args, **params) -> co
 the cotangent of the output, ``ans`` the forward output, ``args`` the forward inputs. There is one
 rule per input, ``None`` where the input is never differentiable (an index array). Rules may return
 a cotangent of the broadcast shape; ``vjp`` undoes broadcasting in one place (``unbroadcast``).
+
+Rules are written for speed on NumPy arrays, since every first-order call of the in-house engines
+runs them: a rule for a scalar input broadcast against an array output returns the summed cotangent
+itself, fused into one pass (``-<g, ans> / y`` rather than ``-g * ans / y`` summed afterwards), a
+scalar divisor becomes one reciprocal and a product per element, and ``sum``'s cotangent is a view
+with zero strides that the next rule multiplies in as a scalar. Each form is the same formula.
 """
 
 from __future__ import annotations
@@ -83,6 +89,81 @@ def vjp(prim: Primitive, i: int, g: Any, ans: Any, args: tuple[Any, ...]) -> Any
     return unbroadcast(np.shape(args[i]), rule(g, ans, *args))
 
 
+def _ndim(x: Any) -> int:
+    """The rank of a value: arrays and engine values carry ``ndim``; Python numbers are scalars."""
+    return getattr(x, "ndim", 0)
+
+
+def _scalar_under_array(x: Any, ans: Any) -> bool:
+    """Whether input ``x`` is a scalar broadcast against an array output, so its cotangent is a sum.
+
+    Such a rule returns the summed cotangent itself, fused into one pass (``unbroadcast`` then has
+    nothing to do), rather than an n-long array that ``unbroadcast`` would sum in a second pass.
+    """
+    return _ndim(x) == 0 and _ndim(ans) > 0
+
+
+def _total(x: Any) -> Any:
+    """sum_i x_i over every element (``np.add.reduce`` is ``np.sum`` without its dispatch)."""
+    return np.add.reduce(x, axis=None)
+
+
+def _dot(x: Any, y: Any) -> Any:
+    """sum_i x_i y_i for two arrays of one shape: one fused BLAS pass instead of a product and a sum."""
+    return np.vdot(x, y)
+
+
+def _broadcast(g: Any, shape: tuple[int, ...]) -> Any:
+    """The scalar ``g`` seen as an array of ``shape``: a view with zero strides, no data copied.
+
+    The same as ``np.broadcast_to``, which spends microseconds on checks that a scalar does not need.
+    """
+    return np.ndarray(shape, buffer=np.array([g], dtype=np.float64), strides=(0,) * len(shape))
+
+
+def _uniform(g: Any) -> Any:
+    """A cotangent that is one scalar seen through zero strides (``sum``'s) as that scalar, else ``g``.
+
+    A rule that multiplies ``g`` into a full array then does so in one pass: ``(2 g) x`` rather than
+    ``2 g`` materialised first and multiplied by ``x`` second.
+    """
+    if type(g) is np.ndarray and g.ndim and not any(g.strides):
+        return g.reshape(-1)[0]
+    return g
+
+
+def _square_vjp(g: Any, ans: Any, x: Any) -> Any:
+    """d/dx of x^2 is 2 x: the cotangent is 2 g x (one pass when g is sum's uniform cotangent)."""
+    return (2.0 * _uniform(g)) * x
+
+
+def _sub_vjp_y(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    """d/dy of x - y is -1: the cotangent is -g (summed, -sum(g), for a scalar y)."""
+    return -_total(g) if _scalar_under_array(y, ans) else -g
+
+
+def _mul_vjp_x(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    """d/dx of x * y is y: the cotangent is g * y (for a scalar x, <g, y> in one pass)."""
+    return _dot(g, y) if _scalar_under_array(x, ans) else g * y
+
+
+def _mul_vjp_y(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    """d/dy of x * y is x: the cotangent is g * x (for a scalar y, <g, x> in one pass)."""
+    return _dot(g, x) if _scalar_under_array(y, ans) else g * x
+
+
+def _div_vjp_x(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    """d/dx of x / y is 1 / y: for a scalar y, g times the one reciprocal (a product per element, not
+    a division)."""
+    return g * (1.0 / y) if _ndim(y) == 0 else g / y
+
+
+def _div_vjp_y(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    """d/dy of x / y is -x / y^2 = -ans / y: the cotangent is -g * ans / y (for a scalar y under an
+    array, -<g, ans> / y: one fused pass and one scalar division)."""
+    return -_dot(g, ans) / y if _scalar_under_array(y, ans) else -g * ans / y
+
+
 def _gather_vjp(g: Any, ans: Any, x: Any, idx: Any) -> Any:
     """d/dx of x[idx]: a scatter-add of g into the positions idx, bincount being NumPy's fast one."""
     return np.bincount(idx, weights=g, minlength=np.shape(x)[0])
@@ -100,7 +181,7 @@ def _matvec_vjp_vector(g: Any, ans: Any, a: Any, x: Any) -> Any:
 
 def _sum_vjp(g: Any, ans: Any, x: Any) -> Any:
     """d/dx of sum(x): every element receives g."""
-    return np.broadcast_to(g, np.shape(x))
+    return _broadcast(g, np.shape(x))
 
 
 def _binary_examples(rng: np.random.Generator) -> list[tuple[Any, ...]]:
@@ -126,7 +207,7 @@ _TABLE = [
     Primitive(
         "sub",
         np.subtract,
-        (lambda g, ans, x, y: g, lambda g, ans, x, y: -g),
+        (lambda g, ans, x, y: g, _sub_vjp_y),
         doc="x - y",
         examples=_binary_examples,
         templates={"expr": "({x} - {y})", "adjoint": ("{g}", "(-{g})")},
@@ -134,7 +215,7 @@ _TABLE = [
     Primitive(
         "mul",
         np.multiply,
-        (lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x),
+        (_mul_vjp_x, _mul_vjp_y),
         doc="x * y",
         examples=_binary_examples,
         templates={"expr": "({x} * {y})", "adjoint": ("({g} * {y})", "({g} * {x})")},
@@ -142,7 +223,7 @@ _TABLE = [
     Primitive(
         "div",
         np.divide,
-        (lambda g, ans, x, y: g / y, lambda g, ans, x, y: -g * ans / y),
+        (_div_vjp_x, _div_vjp_y),
         doc="x / y; d/dy = -x / y^2 = -ans / y",
         examples=_binary_examples,
         templates={"expr": "({x} / {y})", "adjoint": ("({g} / {y})", "(-{g} * {ans} / {y})")},
@@ -174,7 +255,7 @@ _TABLE = [
     Primitive(
         "square",
         np.square,
-        (lambda g, ans, x: 2.0 * g * x,),
+        (_square_vjp,),
         doc="x^2; d/dx = 2 x",
         examples=_unary_examples,
         templates={"expr": "({x} * {x})", "adjoint": ("(2.0 * {g} * {x})",)},
