@@ -112,12 +112,17 @@ def vjp(prim: Primitive, i: int, g: Any, ans: Any, args: tuple[Any, ...]) -> Any
     return unbroadcast(np.shape(args[i]), rule(g, ans, *args))
 
 
+_PLAIN = frozenset({np.ndarray, np.float64, float, int, np.int64})
+"""Types that are never engine values: the first-order calls pass only these, and skip the look-up."""
+
+
 def _engine_ops(*values: Any) -> Any:
     """The op namespace of the first engine value (graph Node, tape Tracer) among ``values``, else None."""
     for v in values:
-        ops = getattr(type(v), "_ops", None)
-        if ops is not None:
-            return ops
+        if type(v) not in _PLAIN:
+            ops = getattr(type(v), "_ops", None)
+            if ops is not None:
+                return ops
     return None
 
 
