@@ -11,6 +11,9 @@ scatter-add by itself).
 Backward reuses the graph engine's iterative topological sort, so a sum over 1e6 terms cannot hit
 Python's recursion limit; the cyclic garbage collector is paused during a call, since millions of
 short-lived acyclic nodes would otherwise trigger many full collections.
+
+No second order: its closures pull floats back (``float(vjp(...))``), so its reverse pass leaves no
+graph to differentiate again; ``graph`` has the same math with second order.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 Every table then has the floor line of plain NumPy code: what a careful person writes by hand,
 with no AD at all. The formulas live in each problem's ``reference`` (per problem by definition).
+No second order: a Hessian would be one more hand derivation per problem, which is what AD replaces.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ without a kernel is a clear error for that cell. The loops are serial (the scatt
 hierarchical gradient would race under ``prange``), so ``set_threads`` only sets numba's count for
 whatever else runs under numba. Kernels are cached on disk (``cache=True``): the first call of a fresh
 checkout compiles for about a second per kernel.
+No second order: the kernels are hand-written gradients, with no derivative of their own to take.
 """
 
 from __future__ import annotations

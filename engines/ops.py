@@ -16,11 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from engines.primitives import PRIMITIVES, Primitive
+from engines.primitives import ALL_PRIMITIVES, PRIMITIVES, Primitive
 
 
 class Ops:
-    """A namespace of primitive functions, one attribute per primitive name."""
+    """A namespace of primitive functions, one attribute per primitive name.
+
+    It must cover ``PRIMITIVES``, what a problem may call. The in-house engines' namespaces
+    (``from_apply``) also bind ``RULE_PRIMITIVES``, through which their reverse rules run on engine values.
+    """
 
     def __init__(self, name: str, functions: Mapping[str, Callable[..., Any]]):
         missing = sorted(set(PRIMITIVES) - set(functions))
@@ -34,7 +38,7 @@ class Ops:
 
     @classmethod
     def from_apply(cls, name: str, apply: Callable[..., Any]) -> Ops:
-        """Build a namespace in which ``ops.<p>(*args)`` calls ``apply(PRIMITIVES[p], *args)``."""
+        """Build a namespace in which ``ops.<p>(*args)`` calls ``apply(ALL_PRIMITIVES[p], *args)``."""
 
         def bind(prim: Primitive) -> Callable[..., Any]:
             def op(*args: Any) -> Any:
@@ -44,7 +48,7 @@ class Ops:
             op.__doc__ = prim.doc
             return op
 
-        return cls(name, {p.name: bind(p) for p in PRIMITIVES.values()})
+        return cls(name, {p.name: bind(p) for p in ALL_PRIMITIVES.values()})
 
 
 numpy_ops = Ops("numpy", {p.name: p.forward for p in PRIMITIVES.values()})

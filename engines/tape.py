@@ -59,7 +59,8 @@ class Literal:
 
     def __str__(self) -> str:
         if np.ndim(self.value) == 0:
-            return f"lit({self.value!r})"
+            value = self.value.item() if isinstance(self.value, np.generic) else self.value
+            return f"lit({value!r})"
         return f"lit(array{list(np.shape(self.value))})"
 
 
@@ -217,14 +218,25 @@ class Tracer(Arithmetic):
     __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _compare
 
 
-def _out_shape(prim: Primitive, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
-    """The output shape of ``prim`` from its operand shapes, by the primitive's kind."""
+def _out_shape(prim: Primitive, atoms: list[Atom]) -> tuple[int, ...]:
+    """The output shape of ``prim`` from its operands' shapes, by the primitive's kind (a scatter-add
+    from the value of its length operand, a constant)."""
+    shapes = [a.shape for a in atoms]
     if prim.kind == "reduce":
         return ()
     if prim.kind == "matvec":
         return shapes[0][:-1]
+    if prim.kind == "rmatvec":
+        return shapes[0][-1:]
+    if prim.kind == "outer":
+        return shapes[0] + shapes[1]
     if prim.kind == "gather":
         return shapes[1]
+    if prim.kind == "scatter":
+        size = atoms[2]
+        if not isinstance(size, Literal):
+            raise TypeError(f"the length of {prim.name} must be a constant, not a traced value")
+        return (int(size.value),)
     return tuple(np.broadcast_shapes(*shapes))
 
 
@@ -249,7 +261,7 @@ class _Builder:
                 atoms.append(a.var)
             else:
                 atoms.append(Literal(a))
-        shape = _out_shape(prim, [a.shape for a in atoms])
+        shape = _out_shape(prim, atoms)
         dtype = "int64" if all(np.dtype(_dtype_of(a)).kind in "iu" for a in atoms) else "float64"
         if prim.kind == "gather":
             dtype = _dtype_of(atoms[0])

@@ -13,7 +13,9 @@ is a NumPy ufunc (written with ``out=``), and two flat step lists. A call then
 
 No node objects, closures or graph are created per call: the per-call work is the two loops over
 precomputed tuples. Operands that do not depend on theta (data, literals, and anything computed
-from them alone) get no cotangent at all.
+from them alone) get no cotangent at all, and equations whose value the output does not need are
+not run. The Hessian (``Prepared.hess``) replays the gradient program (``engines.tape_grad``), traced
+on its first call.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from engines.base import Engine, Prepared
 from engines.primitives import unbroadcast
-from engines.tape import Literal, Program, Var, programs
+from engines.tape import Eqn, Literal, Program, Var, programs
 from problems.base import Data, Problem
 
 
@@ -51,6 +53,26 @@ def _sum_down(target: tuple[int, ...], out_shape: tuple[int, ...]) -> Any:
     if target == ():
         return _sum_all
     return lambda c: unbroadcast(target, c)
+
+
+def _two_operands(e: Eqn) -> tuple[Any, tuple[Any, ...]]:
+    """The forward and the rules of ``e`` as functions of its first two operands at most.
+
+    The replay's steps read one or two operand slots; operands past the second must be constants
+    (a scatter-add's length), which are bound into the step here, once.
+    """
+    if len(e.inputs) <= 2:
+        return e.prim.forward, e.prim.vjps
+    extra = e.inputs[2:]
+    if not all(isinstance(a, Literal) for a in extra):
+        raise TypeError(f"the tape replay takes operands past the second only as constants, not in {e}")
+    consts = tuple(a.value for a in extra)
+    f = e.prim.forward
+
+    def bind(rule: Any) -> Any:
+        return None if rule is None else (lambda g, ans, x, y: rule(g, ans, x, y, *consts))
+
+    return (lambda x, y: f(x, y, *consts)), tuple(bind(r) for r in e.prim.vjps[:2])
 
 
 class Replay:
@@ -88,6 +110,12 @@ class Replay:
         for e in program.eqns:
             if any(isinstance(a, Var) and a.slot in active for a in e.inputs):
                 active.add(e.out.slot)
+        # Which equations the output needs: the others (a value the program computes and never
+        # uses, such as the log-likelihood itself inside a gradient program) are not run.
+        needed = {program.out.slot} if isinstance(program.out, Var) else set()
+        for e in reversed(program.eqns):
+            if e.out.slot in needed:
+                needed.update(a.slot for a in e.inputs if isinstance(a, Var))
         self.out_slot = slot_of(program.out)
         self.gradient_slots = [t for t in self.theta_slots if t[0] in active and self.out_slot in active]
 
@@ -95,14 +123,14 @@ class Replay:
         # output buffer or None). Equations of data alone are evaluated here, once.
         self.forward_steps: list[tuple[Any, int, int, int, np.ndarray | None]] = []
         for e in program.eqns:
+            if e.out.slot not in needed:
+                continue
             buf = None
             if e.out.shape and isinstance(e.prim.forward, np.ufunc):
                 buf = np.empty(e.out.shape, dtype=e.out.dtype)
                 self.vals[e.out.slot] = buf
-            ins = [slot_of(a) for a in e.inputs]
-            if len(ins) > 2:
-                raise TypeError(f"the tape replay handles primitives of one or two operands, not {e}")
-            step = (e.prim.forward, ins[0], ins[1] if len(ins) == 2 else -1, e.out.slot, buf)
+            ins = [slot_of(a) for a in e.inputs[:2]]
+            step = (_two_operands(e)[0], ins[0], ins[1] if len(ins) == 2 else -1, e.out.slot, buf)
             if e.out.slot in active:
                 self.forward_steps.append(step)
             else:
@@ -113,13 +141,14 @@ class Replay:
         self.pulls: list[tuple[Any, int, int, int, int, Any, bool]] = []
         assigned: set[int] = set()
         for e in reversed(program.eqns):
-            if e.out.slot not in active:
+            if e.out.slot not in active or e.out.slot not in needed:
                 continue
-            ins = [slot_of(a) for a in e.inputs]
+            ins = [slot_of(a) for a in e.inputs[:2]]
+            rules = _two_operands(e)[1]
             for i, a in enumerate(e.inputs):
                 if not (isinstance(a, Var) and a.slot in active):
                     continue
-                rule = e.prim.vjps[i]
+                rule = rules[i]
                 if rule is None:
                     raise TypeError(
                         f"primitive {e.prim.name!r} has no reverse rule for argument {i}, "
@@ -186,5 +215,15 @@ class TapeEngine(Engine):
     def _prepare(self, problem: Problem, data: Data) -> Prepared:
         program = programs.get(problem, data)
         replay = Replay(program, data)
-        info = {"program": program, "tape_equations": len(program.eqns)}
-        return Prepared(problem, problem.n_of(data), replay.value_and_grad, replay.forward, info)
+        info: dict[str, Any] = {"program": program, "tape_equations": len(program.eqns)}
+
+        def hess(theta: np.ndarray) -> np.ndarray:
+            """Reverse over reverse through the gradient program, traced on the first call."""
+            if "hessian" not in info:
+                from engines.tape_grad import TapeHessian
+
+                info["hessian"] = TapeHessian(program, data)
+                info["gradient_program"] = info["hessian"].program
+            return info["hessian"](theta)
+
+        return Prepared(problem, problem.n_of(data), replay.value_and_grad, replay.forward, info, hess)

@@ -60,3 +60,18 @@ def test_array_engine_graph_size_does_not_depend_on_n():
 def test_scalar_vectors_use_operators():
     v = scalar_ops.mul([1.0, 2.0], Value(3.0))
     assert [x.data for x in v] == [3.0, 6.0]
+
+
+def test_create_graph_makes_the_gradient_a_graph_that_differentiates_again():
+    """l = sum(exp(x)) * y: the gradient in x, exp(x) * y, comes back as a node; a reverse pass
+    from its element 1 gives row 1 of the Hessian: exp(x_1) * y on the diagonal, exp(x_1) for y."""
+    x, y = Node(np.array([0.1, 0.2, 0.3])), Node(np.float64(2.0))
+    backward(graph_ops.sum(graph_ops.exp(x)) * y, create_graph=True)
+    gx = x.grad
+    assert isinstance(gx, Node)
+    np.testing.assert_allclose(gx.data, np.exp(x.data) * 2.0, rtol=1e-15)
+    for node in topological_order(gx):  # a new pass starts from no cotangents
+        node.grad = None
+    backward(gx, np.eye(1, 3, 1)[0])
+    np.testing.assert_allclose(x.grad, [0.0, np.exp(0.2) * 2.0, 0.0], rtol=1e-15)
+    assert y.grad == np.exp(0.2)

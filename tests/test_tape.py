@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engines.primitives import PRIMITIVES
+from engines.primitives import ALL_PRIMITIVES, PRIMITIVES
 from engines.tape import ControlFlowError, Eqn, Literal, Program, ProgramCache, Var, check_program, trace
 from engines.tape_engine import Replay, TapeEngine
+from engines.tape_grad import gradient_program
 from harness.correctness import check_cell
 from problems import PROBLEMS
 from problems.normal import Normal
@@ -181,3 +182,28 @@ def test_prepared_exposes_its_program():
     prepared = TapeEngine().prepare(problem, problem.make_data(10, 0))
     assert isinstance(prepared.info["program"], Program)
     assert prepared.info["tape_equations"] == len(prepared.info["program"].eqns) == 9
+
+
+def test_the_gradient_program_is_a_tape_whose_gradient_is_the_hessian_vector_product():
+    """Second order: the reverse pass traced into a program of table primitives, <grad l, v>; its
+    gradient in v is grad l and in theta is H v, and the engine's Hessian is read off it row by row."""
+    problem, n = PROBLEMS["hierarchical"], 40
+    data = problem.make_data(n, 0)
+    program = _program("hierarchical", n)
+    gradient = gradient_program(program)
+    check_program(gradient)
+    assert str(gradient).startswith("tape hierarchical gradient:")
+    assert list(gradient.params) == [*program.params, *(f"v.{k}" for k in program.params)]
+    assert {"scatter_add", "rmatvec"} <= set(gradient.op_counts())
+    assert all(ALL_PRIMITIVES[e.prim.name] is e.prim for e in gradient.eqns)
+
+    theta = problem.true_theta(n) + 0.1
+    v = np.random.default_rng(3).standard_normal(theta.size)
+    value, grad = Replay(gradient, data).value_and_grad(np.concatenate([theta, v]))
+    reference = problem.reference(theta, data)[1]
+    np.testing.assert_allclose(grad[theta.size :], reference, rtol=1e-10, atol=1e-12)
+    assert value == pytest.approx(reference @ v, rel=1e-10)
+    prepared = TapeEngine().prepare(problem, data)
+    hessian = prepared.hessian(theta)
+    np.testing.assert_allclose(grad[: theta.size], hessian @ v, rtol=1e-10, atol=1e-10)
+    assert str(prepared.info["gradient_program"]) == str(gradient)
