@@ -120,7 +120,8 @@ class Replay:
         self.gradient_slots = [t for t in self.theta_slots if t[0] in active and self.out_slot in active]
 
         # Forward steps: (forward function, operand slot, second operand slot or -1, output slot,
-        # output buffer or None). Equations of data alone are evaluated here, once.
+        # output buffer or None). Equations of data alone (``sum(x)``) run on every call too, not
+        # once here: every engine sees the data on every call, so engines are compared on the same work.
         self.forward_steps: list[tuple[Any, int, int, int, np.ndarray | None]] = []
         for e in program.eqns:
             if e.out.slot not in needed:
@@ -131,10 +132,7 @@ class Replay:
                 self.vals[e.out.slot] = buf
             ins = [slot_of(a) for a in e.inputs[:2]]
             step = (_two_operands(e)[0], ins[0], ins[1] if len(ins) == 2 else -1, e.out.slot, buf)
-            if e.out.slot in active:
-                self.forward_steps.append(step)
-            else:
-                self._run(step)
+            self.forward_steps.append(step)
 
         # Pulls, last equation first, one per operand that depends on theta: (rule, output slot,
         # operand slots, operand's slot, summing down to its shape or None, its first contribution?).
@@ -160,14 +158,6 @@ class Replay:
                 self.pulls.append(
                     (rule, e.out.slot, ins[0], y, a.slot, _sum_down(a.shape, e.out.shape), first)
                 )
-
-    def _run(self, step: tuple[Any, int, int, int, np.ndarray | None]) -> None:
-        fn, x, y, o, buf = step
-        args = (self.vals[x],) if y < 0 else (self.vals[x], self.vals[y])
-        if buf is None:
-            self.vals[o] = fn(*args)
-        else:
-            fn(*args, out=buf)
 
     def forward(self, theta: np.ndarray) -> Any:
         vals = self.vals
