@@ -36,6 +36,7 @@ QUICK_SIZES = [10, 1_000]
 TIMING = TimingSettings(max_time=0.2, min_rounds=5)
 QUICK_TIMING = TimingSettings(max_time=0.03, min_rounds=3)
 DEFAULT_BUDGET_S = 2.0
+FIT_N, QUICK_FIT_N = 1000, 100
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,6 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the I-th of N deterministic slices of the matrix (whole problem-engine series, so the "
         "budget rule holds); give every shard the same --problems/--engines/--sizes",
     )
+    p.add_argument(
+        "--fit-n",
+        type=int,
+        help="size of the end-to-end fit per engine and problem (default 1000; --quick: 100; 0: no fits)",
+    )
+    p.add_argument("--no-probes", action="store_true", help="skip the flexibility probes")
     p.add_argument("--out", help="results file (default results/<utc-timestamp>-<machine>.json)")
     p.set_defaults(func=run)
 
@@ -98,11 +105,16 @@ def run(args: argparse.Namespace) -> int:
     if not timeout > 0:
         raise UsageError(f"--cell-timeout {timeout:g}: the watchdog must be a positive number of seconds")
     shard = parse_shard(args.shard)
+    fit_n = args.fit_n if args.fit_n is not None else (QUICK_FIT_N if args.quick else FIT_N)
+    if fit_n < 0:
+        raise UsageError(f"--fit-n {fit_n}: a size, or 0 for no fits")
     bench = Bench(
         problems,
         engines,
         sizes,
         shard=shard,
+        fit_n=fit_n,
+        probes=not args.no_probes,
         threads=args.threads,
         cell=CellSettings(budget_s=args.budget, timing=QUICK_TIMING if args.quick else TIMING),
         cell_timeout=timeout,
@@ -130,9 +142,11 @@ class Bench:
         quick: bool = False,
         out: str | None = None,
         shard: tuple[int, int] | None = None,
+        fit_n: int = 0,
+        probes: bool = False,
     ):
         self.problems, self.engines, self.sizes = problems, engines, sizes
-        self.shard = shard
+        self.shard, self.fit_n, self.probes = shard, fit_n, probes
         self.threads, self.cell, self.cell_timeout = threads, cell, cell_timeout
         self.env = thread_settings.thread_environment(threads)
         started = _now()
@@ -160,6 +174,8 @@ class Bench:
                 "budget_s": cell.budget_s,
                 "quick": quick,
                 "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
+                "fit_n": fit_n,
+                "probes": probes,
                 "cell_timeout_s": cell_timeout,
                 "max_time_s": cell.timing.max_time,
                 "min_time_s": cell.timing.min_time,
@@ -169,6 +185,8 @@ class Bench:
             },
             "engines": {},
             "cells": [],
+            "fits": [],
+            "probes": [],
         }
         self.start = time.monotonic()
         self.pending: set[tuple[str, str, int]] = set()
@@ -287,6 +305,61 @@ class Bench:
                     self.progress(cell, measured=True)
         finally:
             worker.stop()
+        self.run_extras(engine)
+
+    def run_extras(self, engine: Engine) -> None:
+        """End-to-end fits and flexibility probes, in a fresh worker: a fit's time includes the
+        engine's first call (tracing, compiling) as a user meets it, not warmed by the cells."""
+        series = self.series(engine)
+        probing = self.probes and engine.tier != "baseline" and bool(series) and series[0] is self.problems[0]
+        if not (self.fit_n and series) and not probing:
+            return
+        worker = Worker(engine, self.threads, self.cell, self.env)
+        try:
+            for problem in series if self.fit_n else []:
+                record = self._ask(worker, ("fit", problem, self.fit_n), f"fit {problem.name} n={self.fit_n}")
+                record = {
+                    "problem": problem.name,
+                    "engine": engine.name,
+                    "tier": engine.tier,
+                    "n": self.fit_n,
+                    **record,
+                }
+                self.doc["fits"].append(record)
+                self.save()
+                shown = (
+                    f"{format_seconds(record['fit_s'])}, {record['gradient_evaluations']} gradients"
+                    if record["status"] == "ok"
+                    else f"{record['status']}: {record['reason']}"
+                )
+                print(
+                    f"        fit    {problem.name:<13} {engine.name:<14} n={format_size(self.fit_n):<6} {shown}",
+                    flush=True,
+                )
+            if probing:
+                from harness.probes import PROBES
+
+                for name in PROBES:
+                    outcome = self._ask(worker, ("probe", name), f"probe {name}")
+                    self.doc["probes"].append({"probe": name, "engine": engine.name, **outcome})
+                self.save()
+                print(
+                    f"        probes {engine.name}: "
+                    + ", ".join(
+                        f"{p['probe']} {p['outcome']}"
+                        for p in self.doc["probes"]
+                        if p["engine"] == engine.name
+                    ),
+                    flush=True,
+                )
+        finally:
+            worker.stop()
+
+    def _ask(self, worker: Worker, request: tuple, doing: str) -> dict[str, Any]:
+        try:
+            return worker.ask(request, self.cell_timeout, doing)
+        except WorkerFailure as failure:
+            return {"status": "error", "outcome": "error", "reason": str(failure), "detail": str(failure)}
 
     def progress(self, cell: dict[str, Any], measured: bool) -> None:
         """One line per finished cell: count, elapsed, estimated time left, and the outcome."""

@@ -74,13 +74,19 @@ def difference_hessian(grad, theta: np.ndarray, h: float = 1e-5) -> np.ndarray:
 
 
 def fit(
-    engine: Engine, problem: Problem, n: int, seed: int = 0, start: np.ndarray | None = None
+    engine: Engine,
+    problem: Problem,
+    n: int,
+    seed: int = 0,
+    start: np.ndarray | None = None,
+    stderr: bool = True,
 ) -> FitResult:
-    """Maximise the log-likelihood of ``problem`` on data of size ``n`` with ``engine``'s gradient."""
+    """Maximise the log-likelihood of ``problem`` on data of size ``n`` with ``engine``'s gradient;
+    then, unless ``stderr`` is False, standard errors from the Hessian at the optimum."""
     from scipy.optimize import minimize
 
-    started = time.perf_counter()
     data = problem.make_data(n, seed)
+    started = time.perf_counter()
     prepared = engine.prepare(problem, data)
     seconds_prepare = time.perf_counter() - started
     truth = problem.true_theta(n)
@@ -94,26 +100,28 @@ def fit(
         return -value, -grad
 
     opt = minimize(objective, x0, jac=True, method="L-BFGS-B", options={"maxiter": 10_000, "gtol": 1e-8})
-    if prepared.has_hessian:
+    optimised = time.perf_counter() - started
+    if not stderr:
+        hess, method = np.full((truth.size, truth.size), np.nan), "not computed"
+    elif prepared.has_hessian:
         hess, method = prepared.hessian(opt.x), "AD (the engine's second order)"
     else:
         hess, method = (
             difference_hessian(lambda t: prepared.value_and_grad(t)[1], opt.x),
             "central differences of the AD gradient",
         )
-    info = -hess
     try:
-        cov = np.linalg.inv(info)
-        stderr = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
+        cov = np.linalg.inv(-hess)
+        errors = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
     except np.linalg.LinAlgError:
-        stderr = np.full(truth.size, np.nan)
+        errors = np.full(truth.size, np.nan)
     return FitResult(
         problem=problem.name,
         engine=engine.name,
         n=n,
         names=parameter_names(problem, n),
         estimate=opt.x,
-        stderr=stderr,
+        stderr=errors,
         truth=truth,
         loglik=-float(opt.fun),
         converged=bool(opt.success),
@@ -123,4 +131,25 @@ def fit(
         hessian_method=method,
         seconds=time.perf_counter() - started,
         seconds_prepare=seconds_prepare,
+        extra={"seconds_optimise": optimised},
     )
+
+
+def fit_record(engine: Engine, problem: Problem, n: int, seed: int = 0) -> dict:
+    """The benchmark's end-to-end cell: what a user of an MLE package waits for, from prepare
+    (tracing, compiling) through the optimiser's last gradient; no standard errors."""
+    record = {"problem": problem.name, "engine": engine.name, "tier": engine.tier, "n": n}
+    try:
+        result = fit(engine, problem, n, seed=seed, stderr=False)
+    except Exception as err:  # noqa: BLE001 -- one failing engine costs one record
+        return {**record, "status": "error", "reason": f"{type(err).__name__}: {err}"}
+    return {
+        **record,
+        "status": "ok" if result.converged else "failed",
+        "reason": None if result.converged else f"did not converge: {result.message}",
+        "fit_s": result.extra["seconds_optimise"],
+        "prepare_s": result.seconds_prepare,
+        "iterations": result.iterations,
+        "gradient_evaluations": result.gradient_evaluations,
+        "loglik": result.loglik,
+    }

@@ -60,6 +60,22 @@ def _engine_ref(engine: Engine) -> str | Engine:
     return engine
 
 
+def _fit(engine: Engine, problem: Problem, n: int, settings: CellSettings) -> dict[str, Any]:
+    from harness.fit import fit_record
+
+    return fit_record(engine, problem, n, seed=settings.seed)
+
+
+def _probe(engine: Engine, name: str, settings: CellSettings) -> dict[str, Any]:
+    from harness.probes import PROBES, run_probe
+
+    return vars(run_probe(engine, PROBES[name]))
+
+
+TASKS = {"cell": measure_cell, "fit": _fit, "probe": _probe}
+"""What a worker can be asked to do: measure a cell, fit a problem, run a flexibility probe."""
+
+
 def _serve(requests: Connection, replies: Connection) -> None:
     """The worker's loop: set up the engine, then measure each (problem, n) the parent sends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -83,8 +99,8 @@ def _serve(requests: Connection, replies: Connection) -> None:
             return
         if request is None:
             return
-        problem, n = request
-        replies.send(measure_cell(engine, problem, n, settings))
+        task, *args = request
+        replies.send(TASKS[task](engine, *args, settings=settings))
 
 
 def main(argv: list[str]) -> None:
@@ -148,13 +164,17 @@ class Worker:
 
     def measure(self, problem: Problem, n: int, timeout: float) -> dict[str, Any]:
         """One cell's measured fields; WorkerFailure when the worker dies or overruns ``timeout``."""
+        return self.ask(("cell", problem, n), timeout, f"{problem.name} n={n}")
+
+    def ask(self, request: tuple[Any, ...], timeout: float, doing: str) -> dict[str, Any]:
+        """Send one task (see ``TASKS``) and wait for its reply under the watchdog."""
         if self.process is None:
             self._start(timeout)
         try:
-            self.requests.send((problem, n))
+            self.requests.send(request)
         except OSError:
             pass  # the worker is gone; _receive reports how
-        return self._receive(timeout, f"{problem.name} n={n}")
+        return self._receive(timeout, doing)
 
     def stop(self) -> None:
         """Ask the worker to finish; kill it if it does not within a second."""

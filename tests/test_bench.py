@@ -230,3 +230,60 @@ def test_bad_shard_exits_2(shard, capsys):
     assert main(["bench", "--shard", shard]) == 2
     err = capsys.readouterr().err
     assert "expected I/N" in err or "between 1 and N" in err
+
+
+def test_bench_records_end_to_end_fits_and_probes(tmp_path):
+    out = tmp_path / "extras.json"
+    code = main(
+        [
+            "bench",
+            "--quick",
+            "--engines",
+            "manual,graph",
+            "--problems",
+            "normal",
+            "--sizes",
+            "10",
+            "--fit-n",
+            "200",
+            "--out",
+            str(out),
+        ]
+    )
+    doc = load(out)
+    assert code == 0
+    fits = {f["engine"]: f for f in doc["fits"]}
+    assert set(fits) == {"manual", "graph"}
+    for f in fits.values():
+        assert f["status"] == "ok" and f["n"] == 200 and f["fit_s"] > 0
+        assert f["gradient_evaluations"] >= f["iterations"] > 0
+    # probes: AD engines only (a hand-written gradient has no code to probe), every probe once
+    assert {p["engine"] for p in doc["probes"]} == {"graph"}
+    outcomes = {p["probe"]: p["outcome"] for p in doc["probes"]}
+    assert outcomes["branch"] == "correct" and outcomes["subset-assign"] == "error"
+
+
+def test_no_fits_and_no_probes_when_asked(tmp_path):
+    out = tmp_path / "bare.json"
+    assert (
+        main(
+            [
+                "bench",
+                "--quick",
+                "--engines",
+                "graph",
+                "--problems",
+                "normal",
+                "--sizes",
+                "10",
+                "--fit-n",
+                "0",
+                "--no-probes",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    doc = load(out)
+    assert doc["fits"] == [] and doc["probes"] == []
