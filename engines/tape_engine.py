@@ -2,8 +2,9 @@
 
 ``prepare`` gets the problem's program from the shared cache (``engines.tape.programs``: one trace
 per problem and data shapes) and builds a ``Replay``: the value buffer ``vals`` (one entry per slot;
-data arrays bound once), a preallocated output array for every array-valued equation whose forward
-is a NumPy ufunc (written with ``out=``), and two flat step lists. A call then
+data arrays bound once), preallocated output arrays for the array-valued equations whose forward is
+a NumPy ufunc (written with ``out=``, one array serving several equations in turn), and two flat step
+lists. A call then
 
 1. writes theta's blocks into their slots and runs the forward steps, ``vals[out] = f(vals[ins])``;
 2. seeds ``adj[out] = 1`` and runs the reverse steps: for each equation, last first, every operand
@@ -22,9 +23,13 @@ change how values are stored and evaluated, never a derivative (every cotangent 
 the table):
 
 - Buffer sharing by liveness. An n-long array that no later step reads is dead, and its buffer
-  serves the next equation of the same shape and dtype: fewer distinct arrays are touched per call,
-  so a pass at n = 1e5 runs from L2 rather than L3. A value is live until its last reader: a forward
-  step, or a reverse rule that may read it (``_rule_reads``: the operands a rule's code loads).
+  serves the next equation of the same shape and dtype, so fewer distinct arrays are touched per
+  call and more passes find their data in cache (hierarchical: six buffered equations, four
+  arrays). A value is live until its last reader: a forward step, or a reverse rule that may read
+  it (``_rule_reads``: the operands a rule's code loads). Cotangents are the fresh arrays the rules
+  return, kept in ``adj`` until the next call replaces them: dropping them as soon as they are dead
+  was measured slower, because the allocator then hands whole chunks back to the system and the
+  next call pays a page fault per page.
 - Fusion of ``sum(square(v))`` when the sum is the square's only consumer: forward, one ``vdot(v, v)``
   (one pass, no n-long output); reverse, the table's square rule applied to the sum's cotangent, a
   scalar, which is what the sum rule's broadcast of that scalar would have handed it.
@@ -35,6 +40,7 @@ from __future__ import annotations
 import dis
 import inspect
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +48,7 @@ import numpy as np
 
 from engines.base import Engine, Prepared
 from engines.primitives import unbroadcast
-from engines.tape import Eqn, Literal, Program, Var, programs
+from engines.tape import Atom, Eqn, Literal, Program, Var, programs
 from problems.base import Data, Problem
 
 
@@ -91,6 +97,26 @@ def _two_operands(e: Eqn) -> tuple[Any, tuple[Any, ...]]:
     return (lambda x, y: f(x, y, *consts)), tuple(bind(r) for r in e.prim.vjps[:2])
 
 
+def _theta_dependent(program: Program) -> set[int]:
+    """The slots whose value depends on theta: only these are recomputed per call, and only their
+    cotangents are ever computed."""
+    active = {var.slot for var in program.params.values()}
+    for e in program.eqns:
+        if any(isinstance(a, Var) and a.slot in active for a in e.inputs):
+            active.add(e.out.slot)
+    return active
+
+
+def _needed(program: Program) -> set[int]:
+    """The slots the output needs: other equations (a value the program computes and never uses,
+    such as the log-likelihood itself inside a gradient program) are not run."""
+    needed = {program.out.slot} if isinstance(program.out, Var) else set()
+    for e in reversed(program.eqns):
+        if e.out.slot in needed:
+            needed.update(a.slot for a in e.inputs if isinstance(a, Var))
+    return needed
+
+
 _READS_ALL = (True, True, True, True)
 
 
@@ -113,8 +139,8 @@ def _rule_reads(rule: Any) -> tuple[bool, bool, bool, bool]:
         if ins.opname.startswith(("LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE", "DELETE_FAST")):
             loaded.update(ins.argval if isinstance(ins.argval, tuple) else (ins.argval,))
     names = code.co_varnames[: code.co_argcount]
-    reads = tuple(i >= len(names) or names[i] in loaded for i in range(4))
-    return reads  # type: ignore[return-value]
+    g, ans, x, y = (i >= len(names) or names[i] in loaded for i in range(4))
+    return g, ans, x, y
 
 
 def _squares_summed(program: Program, needed: set[int]) -> dict[int, int]:
@@ -190,52 +216,62 @@ class Replay:
             start += size
         self.theta_size = start
 
-        # Which slots depend on theta: only these are recomputed per call, and only their
-        # cotangents are ever computed.
-        active = {var.slot for var in program.params.values()}
-        for e in program.eqns:
-            if any(isinstance(a, Var) and a.slot in active for a in e.inputs):
-                active.add(e.out.slot)
-        # Which equations the output needs: the others (a value the program computes and never
-        # uses, such as the log-likelihood itself inside a gradient program) are not run.
-        needed = {program.out.slot} if isinstance(program.out, Var) else set()
-        for e in reversed(program.eqns):
-            if e.out.slot in needed:
-                needed.update(a.slot for a in e.inputs if isinstance(a, Var))
+        active, needed = _theta_dependent(program), _needed(program)
         self.out_slot = slot_of(program.out)
         self.gradient_slots = [t for t in self.theta_slots if t[0] in active and self.out_slot in active]
         self.fused = _squares_summed(program, needed) if fuse else {}
-        fused_squares = set(self.fused.values())
+        plan = self._plan_forward(needed, slot_of)
+        reads = self._plan_pulls(active, needed, slot_of)
+        buffers = self._buffers(plan, reads, share_buffers)
+        self.forward_steps: list[tuple[Any, int, int, int, np.ndarray | None]] = []
+        for step, buf in zip(plan, buffers, strict=True):
+            if buf is not None:
+                self.vals[step.out.slot] = buf
+            self.forward_steps.append((step.fn, step.x, step.y, step.out.slot, buf))
 
-        # Forward steps, in order. Equations of data alone (``sum(x)``) run on every call too, not
-        # once here: every engine sees the data on every call, so engines are compared on the same work.
+    def _plan_forward(self, needed: set[int], slot_of: Callable[[Atom], int]) -> list[_Step]:
+        """The forward steps, in order: a fused pair is one ``vdot`` step at the sum's place.
+
+        Equations of data alone (``sum(x)``) run on every call too, not once here: every engine sees
+        the data on every call, so engines are compared on the same work.
+        """
+        program, fused_squares = self.program, set(self.fused.values())
         plan: list[_Step] = []
         for k, e in enumerate(program.eqns):
             if e.out.slot not in needed or k in fused_squares:
                 continue
             if k in self.fused:
-                v = program.eqns[self.fused[k]].inputs[0].slot
+                v = slot_of(program.eqns[self.fused[k]].inputs[0])
                 plan.append(_Step(np.vdot, v, v, e.out, False, False))
                 continue
             ins = [slot_of(a) for a in e.inputs[:2]]
             buffered = bool(e.out.shape) and isinstance(e.prim.forward, np.ufunc)
             y = ins[1] if len(ins) == 2 else -1
             plan.append(_Step(_two_operands(e)[0], ins[0], y, e.out, e.prim.kind == "elementwise", buffered))
+        return plan
 
-        # Pulls, last equation first, one per operand that depends on theta: (rule, output slot,
-        # operand slots, operand's slot, summing down to its shape or None, its first contribution?).
+    def _plan_pulls(
+        self, active: set[int], needed: set[int], slot_of: Callable[[Atom], int]
+    ) -> list[tuple[int, ...]]:
+        """Set ``self.pulls`` and return the value slots that each pull may read.
+
+        Pulls run last equation first, one per operand that depends on theta: (rule, output slot,
+        operand slots, operand's slot, summing down to its shape or None, its first contribution?).
+        A fused pair pulls once, at the sum's place: the square's rule given the sum's cotangent.
+        """
+        program, fused_squares = self.program, set(self.fused.values())
         self.pulls: list[tuple[Any, int, int, int, int, Any, bool]] = []
-        reads: list[tuple[int, ...]] = []  # the value slots each pull may read
+        reads: list[tuple[int, ...]] = []
         assigned: set[int] = set()
         for k in reversed(range(len(program.eqns))):
             e = program.eqns[k]
             if e.out.slot not in active or e.out.slot not in needed or k in fused_squares:
                 continue
-            if k in self.fused:  # the square's rule, given the sum's (scalar) cotangent
+            if k in self.fused:
                 square = program.eqns[self.fused[k]]
-                operands, rules = [square.inputs[0]], square.prim.vjps
+                operands, rules, out_shape = [square.inputs[0]], square.prim.vjps, square.out.shape
             else:
-                operands, rules = list(e.inputs), _two_operands(e)[1]
+                operands, rules, out_shape = list(e.inputs), _two_operands(e)[1], e.out.shape
             ins = [slot_of(a) for a in operands[:2]]
             y = ins[1] if len(ins) == 2 else -1
             for i, a in enumerate(operands):
@@ -249,19 +285,11 @@ class Replay:
                     )
                 first = a.slot not in assigned
                 assigned.add(a.slot)
-                sum_down = _sum_down(a.shape, operands[0].shape if k in self.fused else e.out.shape)
-                self.pulls.append((rule, e.out.slot, ins[0], y, a.slot, sum_down, first))
+                self.pulls.append((rule, e.out.slot, ins[0], y, a.slot, _sum_down(a.shape, out_shape), first))
                 _, r_ans, r_x, r_y = _rule_reads(rule)
-                reads.append(
-                    tuple(s for s, r in ((e.out.slot, r_ans), (ins[0], r_x), (y, r_y)) if r and s >= 0)
-                )
-
-        buffers = self._buffers(plan, reads, share_buffers)
-        self.forward_steps: list[tuple[Any, int, int, int, np.ndarray | None]] = []
-        for step, buf in zip(plan, buffers, strict=True):
-            if buf is not None:
-                self.vals[step.out.slot] = buf
-            self.forward_steps.append((step.fn, step.x, step.y, step.out.slot, buf))
+                candidates = ((e.out.slot, r_ans), (ins[0], r_x), (y, r_y))
+                reads.append(tuple(s for s, r in candidates if r and s >= 0))
+        return reads
 
     def _buffers(
         self, plan: list[_Step], reads: list[tuple[int, ...]], share: bool
@@ -280,7 +308,7 @@ class Replay:
                 last[s] = max(last.get(s, t), t)
         for k, slots in enumerate(reads):
             for s in slots:
-                last[s] = forward_end + k
+                last[s] = max(last.get(s, 0), forward_end + k)
         busy: list[tuple[int, tuple[Any, ...], np.ndarray]] = []
         free: dict[tuple[Any, ...], list[np.ndarray]] = {}
         self.distinct_buffers = 0
