@@ -2,8 +2,9 @@
 
 ``prepare`` gets the problem's program from the shared cache (``engines.tape.programs``: one trace
 per problem and data shapes) and builds a ``Replay``: the value buffer ``vals`` (one entry per slot;
-data arrays bound once), a preallocated output array for every array-valued equation whose forward
-is a NumPy ufunc (written with ``out=``), and two flat step lists. A call then
+data arrays bound once), preallocated output arrays for the array-valued equations whose forward is
+a NumPy ufunc (written with ``out=``, one array serving several equations in turn), and two flat step
+lists. A call then
 
 1. writes theta's blocks into their slots and runs the forward steps, ``vals[out] = f(vals[ins])``;
 2. seeds ``adj[out] = 1`` and runs the reverse steps: for each equation, last first, every operand
@@ -16,17 +17,38 @@ precomputed tuples. Operands that do not depend on theta (data, literals, and an
 from them alone) get no cotangent at all, and equations whose value the output does not need are
 not run. The Hessian (``Prepared.hess``) replays the gradient program (``engines.tape_grad``), traced
 on its first call.
+
+Two interpreter optimisations keep the replay's memory traffic near that of hand-written NumPy; they
+change how values are stored and evaluated, never a derivative (every cotangent is still a rule of
+the table):
+
+- Buffer sharing by liveness. An n-long array that no later step reads is dead, and its buffer
+  serves the next equation of the same shape and dtype, so fewer distinct arrays are touched per
+  call and more passes find their data in cache (hierarchical: six buffered equations, four
+  arrays). A value is live until its last reader: a forward step, or a reverse rule that may read
+  it (``_rule_reads``: the operands a rule's code loads). Cotangents are the fresh arrays the rules
+  return, kept in ``adj`` until the next call replaces them: dropping them as soon as they are dead
+  was measured slower, because the allocator then hands whole chunks back to the system and the
+  next call pays a page fault per page.
+- Fusion of ``sum(square(v))`` when the sum is the square's only consumer: forward, one ``vdot(v, v)``
+  (one pass, no n-long output); reverse, the table's square rule applied to the sum's cotangent, a
+  scalar, which is what the sum rule's broadcast of that scalar would have handed it.
 """
 
 from __future__ import annotations
 
+import dis
+import inspect
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from engines.base import Engine, Prepared
 from engines.primitives import unbroadcast
-from engines.tape import Eqn, Literal, Program, Var, programs
+from engines.tape import Atom, Eqn, Literal, Program, Var, programs
 from problems.base import Data, Problem
 
 
@@ -75,10 +97,100 @@ def _two_operands(e: Eqn) -> tuple[Any, tuple[Any, ...]]:
     return (lambda x, y: f(x, y, *consts)), tuple(bind(r) for r in e.prim.vjps[:2])
 
 
-class Replay:
-    """The forward and reverse interpreters of one program, over buffers allocated once."""
+def _theta_dependent(program: Program) -> set[int]:
+    """The slots whose value depends on theta: only these are recomputed per call, and only their
+    cotangents are ever computed."""
+    active = {var.slot for var in program.params.values()}
+    for e in program.eqns:
+        if any(isinstance(a, Var) and a.slot in active for a in e.inputs):
+            active.add(e.out.slot)
+    return active
 
-    def __init__(self, program: Program, data: Data):
+
+def _needed(program: Program) -> set[int]:
+    """The slots the output needs: other equations (a value the program computes and never uses,
+    such as the log-likelihood itself inside a gradient program) are not run."""
+    needed = {program.out.slot} if isinstance(program.out, Var) else set()
+    for e in reversed(program.eqns):
+        if e.out.slot in needed:
+            needed.update(a.slot for a in e.inputs if isinstance(a, Var))
+    return needed
+
+
+_READS_ALL = (True, True, True, True)
+
+
+def _rule_reads(rule: Any) -> tuple[bool, bool, bool, bool]:
+    """Which of its arguments ``(g, ans, x, y)`` a reverse rule may read.
+
+    A parameter that the rule's code never loads cannot be read, so its value may be dead (its
+    buffer reused) by the time the rule runs; ``_div_vjp_x`` reads ``g`` and ``y``, not ``x`` or
+    ``ans``. The answer errs towards reading: a callable without Python code, a rule taking
+    ``*args`` or ``**kwargs``, one that calls ``locals``, ``vars``, ``eval`` or ``exec``, and any
+    parameter an inner function captures count as reading everything they could.
+    """
+    code = getattr(rule, "__code__", None)
+    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
+        return _READS_ALL
+    if {"locals", "vars", "eval", "exec"} & set(code.co_names):
+        return _READS_ALL
+    loaded = set(code.co_cellvars)
+    for ins in dis.get_instructions(code):
+        if ins.opname.startswith(("LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE", "DELETE_FAST")):
+            loaded.update(ins.argval if isinstance(ins.argval, tuple) else (ins.argval,))
+    names = code.co_varnames[: code.co_argcount]
+    g, ans, x, y = (i >= len(names) or names[i] in loaded for i in range(4))
+    return g, ans, x, y
+
+
+def _squares_summed(program: Program, needed: set[int]) -> dict[int, int]:
+    """The fusable ``sum(square(v))`` pairs: the sum's equation index -> the square's.
+
+    A pair fuses when the square's output is read by that sum alone (not by another needed
+    equation, not the program's output), ``v`` is a float64 array, and the square's rule does not
+    read the square's output, which the fused form never computes.
+    """
+    readers = Counter(
+        a.slot for e in program.eqns if e.out.slot in needed for a in e.inputs if isinstance(a, Var)
+    )
+    square_of = {e.out.slot: k for k, e in enumerate(program.eqns) if e.prim.name == "square"}
+    pairs: dict[int, int] = {}
+    for k, e in enumerate(program.eqns):
+        if e.prim.name != "sum" or e.out.slot not in needed or not isinstance(e.inputs[0], Var):
+            continue
+        s = e.inputs[0].slot
+        j = square_of.get(s)
+        if j is None or readers[s] != 1 or (isinstance(program.out, Var) and program.out.slot == s):
+            continue
+        v = program.eqns[j].inputs[0]
+        if not (isinstance(v, Var) and v.shape and v.dtype == "float64"):
+            continue
+        if _rule_reads(program.eqns[j].prim.vjps[0])[1]:
+            continue
+        pairs[k] = j
+    return pairs
+
+
+@dataclass
+class _Step:
+    """One forward step while the replay is planned: ``out = fn(x[, y])`` at slots, and its buffer."""
+
+    fn: Any
+    x: int
+    y: int
+    out: Var
+    elementwise: bool
+    buffered: bool
+
+
+class Replay:
+    """The forward and reverse interpreters of one program, over buffers allocated once.
+
+    ``share_buffers`` and ``fuse`` switch the two optimisations of the module docstring; both are on
+    by default, and a replay without them is the plain interpreter the tests compare against.
+    """
+
+    def __init__(self, program: Program, data: Data, share_buffers: bool = True, fuse: bool = True):
         self.program = program
         literals = [a for e in program.eqns for a in e.inputs if isinstance(a, Literal)]
         self.vals: list[Any] = [None] * (program.n_slots + len(literals))
@@ -104,46 +216,65 @@ class Replay:
             start += size
         self.theta_size = start
 
-        # Which slots depend on theta: only these are recomputed per call, and only their
-        # cotangents are ever computed.
-        active = {var.slot for var in program.params.values()}
-        for e in program.eqns:
-            if any(isinstance(a, Var) and a.slot in active for a in e.inputs):
-                active.add(e.out.slot)
-        # Which equations the output needs: the others (a value the program computes and never
-        # uses, such as the log-likelihood itself inside a gradient program) are not run.
-        needed = {program.out.slot} if isinstance(program.out, Var) else set()
-        for e in reversed(program.eqns):
-            if e.out.slot in needed:
-                needed.update(a.slot for a in e.inputs if isinstance(a, Var))
+        active, needed = _theta_dependent(program), _needed(program)
         self.out_slot = slot_of(program.out)
         self.gradient_slots = [t for t in self.theta_slots if t[0] in active and self.out_slot in active]
-
-        # Forward steps: (forward function, operand slot, second operand slot or -1, output slot,
-        # output buffer or None). Equations of data alone (``sum(x)``) run on every call too, not
-        # once here: every engine sees the data on every call, so engines are compared on the same work.
+        self.fused = _squares_summed(program, needed) if fuse else {}
+        plan = self._plan_forward(needed, slot_of)
+        reads = self._plan_pulls(active, needed, slot_of)
+        buffers = self._buffers(plan, reads, share_buffers)
         self.forward_steps: list[tuple[Any, int, int, int, np.ndarray | None]] = []
-        for e in program.eqns:
-            if e.out.slot not in needed:
-                continue
-            buf = None
-            if e.out.shape and isinstance(e.prim.forward, np.ufunc):
-                buf = np.empty(e.out.shape, dtype=e.out.dtype)
-                self.vals[e.out.slot] = buf
-            ins = [slot_of(a) for a in e.inputs[:2]]
-            step = (_two_operands(e)[0], ins[0], ins[1] if len(ins) == 2 else -1, e.out.slot, buf)
-            self.forward_steps.append(step)
+        for step, buf in zip(plan, buffers, strict=True):
+            if buf is not None:
+                self.vals[step.out.slot] = buf
+            self.forward_steps.append((step.fn, step.x, step.y, step.out.slot, buf))
 
-        # Pulls, last equation first, one per operand that depends on theta: (rule, output slot,
-        # operand slots, operand's slot, summing down to its shape or None, its first contribution?).
-        self.pulls: list[tuple[Any, int, int, int, int, Any, bool]] = []
-        assigned: set[int] = set()
-        for e in reversed(program.eqns):
-            if e.out.slot not in active or e.out.slot not in needed:
+    def _plan_forward(self, needed: set[int], slot_of: Callable[[Atom], int]) -> list[_Step]:
+        """The forward steps, in order: a fused pair is one ``vdot`` step at the sum's place.
+
+        Equations of data alone (``sum(x)``) run on every call too, not once here: every engine sees
+        the data on every call, so engines are compared on the same work.
+        """
+        program, fused_squares = self.program, set(self.fused.values())
+        plan: list[_Step] = []
+        for k, e in enumerate(program.eqns):
+            if e.out.slot not in needed or k in fused_squares:
+                continue
+            if k in self.fused:
+                v = slot_of(program.eqns[self.fused[k]].inputs[0])
+                plan.append(_Step(np.vdot, v, v, e.out, False, False))
                 continue
             ins = [slot_of(a) for a in e.inputs[:2]]
-            rules = _two_operands(e)[1]
-            for i, a in enumerate(e.inputs):
+            buffered = bool(e.out.shape) and isinstance(e.prim.forward, np.ufunc)
+            y = ins[1] if len(ins) == 2 else -1
+            plan.append(_Step(_two_operands(e)[0], ins[0], y, e.out, e.prim.kind == "elementwise", buffered))
+        return plan
+
+    def _plan_pulls(
+        self, active: set[int], needed: set[int], slot_of: Callable[[Atom], int]
+    ) -> list[tuple[int, ...]]:
+        """Set ``self.pulls`` and return the value slots that each pull may read.
+
+        Pulls run last equation first, one per operand that depends on theta: (rule, output slot,
+        operand slots, operand's slot, summing down to its shape or None, its first contribution?).
+        A fused pair pulls once, at the sum's place: the square's rule given the sum's cotangent.
+        """
+        program, fused_squares = self.program, set(self.fused.values())
+        self.pulls: list[tuple[Any, int, int, int, int, Any, bool]] = []
+        reads: list[tuple[int, ...]] = []
+        assigned: set[int] = set()
+        for k in reversed(range(len(program.eqns))):
+            e = program.eqns[k]
+            if e.out.slot not in active or e.out.slot not in needed or k in fused_squares:
+                continue
+            if k in self.fused:
+                square = program.eqns[self.fused[k]]
+                operands, rules, out_shape = [square.inputs[0]], square.prim.vjps, square.out.shape
+            else:
+                operands, rules, out_shape = list(e.inputs), _two_operands(e)[1], e.out.shape
+            ins = [slot_of(a) for a in operands[:2]]
+            y = ins[1] if len(ins) == 2 else -1
+            for i, a in enumerate(operands):
                 if not (isinstance(a, Var) and a.slot in active):
                     continue
                 rule = rules[i]
@@ -154,10 +285,53 @@ class Replay:
                     )
                 first = a.slot not in assigned
                 assigned.add(a.slot)
-                y = ins[1] if len(ins) == 2 else -1
-                self.pulls.append(
-                    (rule, e.out.slot, ins[0], y, a.slot, _sum_down(a.shape, e.out.shape), first)
-                )
+                self.pulls.append((rule, e.out.slot, ins[0], y, a.slot, _sum_down(a.shape, out_shape), first))
+                _, r_ans, r_x, r_y = _rule_reads(rule)
+                candidates = ((e.out.slot, r_ans), (ins[0], r_x), (y, r_y))
+                reads.append(tuple(s for s, r in candidates if r and s >= 0))
+        return reads
+
+    def _buffers(
+        self, plan: list[_Step], reads: list[tuple[int, ...]], share: bool
+    ) -> list[np.ndarray | None]:
+        """The output buffer of each forward step (None where the step returns a fresh value).
+
+        With ``share``, a buffer is handed on once its value is dead: every forward step and every
+        pull that may read the value has run (pulls come after all forward steps, so a value a rule
+        reads holds its buffer to the end of the forward pass). An elementwise step may write over
+        an operand whose last reader it is, as NumPy's ufuncs allow for an identical array.
+        """
+        forward_end = len(plan)
+        last: dict[int, int] = {self.out_slot: forward_end + len(reads)}
+        for t, step in enumerate(plan):
+            for s in (step.x, step.y):
+                last[s] = max(last.get(s, t), t)
+        for k, slots in enumerate(reads):
+            for s in slots:
+                last[s] = max(last.get(s, 0), forward_end + k)
+        busy: list[tuple[int, tuple[Any, ...], np.ndarray]] = []
+        free: dict[tuple[Any, ...], list[np.ndarray]] = {}
+        self.distinct_buffers = 0
+        buffers: list[np.ndarray | None] = []
+        for t, step in enumerate(plan):
+            if share:
+                done = [b for b in busy if b[0] < t or (b[0] == t and step.elementwise)]
+                busy = [b for b in busy if not (b[0] < t or (b[0] == t and step.elementwise))]
+                for _, key, buf in done:
+                    free.setdefault(key, []).append(buf)
+            if not step.buffered:
+                buffers.append(None)
+                continue
+            key = (step.out.shape, step.out.dtype)
+            pool = free.get(key)
+            if pool:
+                buf = pool.pop()
+            else:
+                buf = np.empty(step.out.shape, dtype=step.out.dtype)
+                self.distinct_buffers += 1
+            busy.append((last.get(step.out.slot, t), key, buf))
+            buffers.append(buf)
+        return buffers
 
     def forward(self, theta: np.ndarray) -> Any:
         vals = self.vals

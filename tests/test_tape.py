@@ -1,5 +1,6 @@
 """The tape format, the tracer and the tape engine: listing, invariants, static control flow,
-re-tracing on new data shapes, and a steady state that does not grow."""
+re-tracing on new data shapes, a steady state that does not grow, and the replay's buffer sharing
+and sum-of-squares fusion, which must give what the plain interpreter gives."""
 
 import dataclasses
 import re
@@ -9,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engines.primitives import ALL_PRIMITIVES, PRIMITIVES
+from engines.primitives import ALL_PRIMITIVES, PRIMITIVES, _div_vjp_x, _square_vjp, _sub_vjp_y
 from engines.tape import ControlFlowError, Eqn, Literal, Program, ProgramCache, Var, check_program, trace
-from engines.tape_engine import Replay, TapeEngine
+from engines.tape_engine import Replay, TapeEngine, _rule_reads
 from engines.tape_grad import gradient_program
 from harness.correctness import check_cell
 from problems import PROBLEMS
@@ -211,3 +212,139 @@ def test_the_gradient_program_is_a_tape_whose_gradient_is_the_hessian_vector_pro
     hessian = prepared.hessian(theta)
     np.testing.assert_allclose(grad[: theta.size], hessian @ v, rtol=1e-10, atol=1e-10)
     assert str(prepared.info["gradient_program"]) == str(gradient)
+
+
+# ---- buffer sharing and fusion in the replay ------------------------------------------------------
+
+
+def _plain(program: Program, data: dict[str, Any]) -> Replay:
+    """The interpreter without either optimisation: one buffer per equation, no fusion."""
+    return Replay(program, data, share_buffers=False, fuse=False)
+
+
+def _buffered_slots(replay: Replay) -> dict[int, list[int]]:
+    """The slots written into each preallocated buffer, by the buffer's id."""
+    owners: dict[int, list[int]] = {}
+    for _, _, _, out, buf in replay.forward_steps:
+        if buf is not None:
+            owners.setdefault(id(buf), []).append(out)
+    return owners
+
+
+def test_rule_reads_names_the_operands_a_rule_loads():
+    assert _rule_reads(_div_vjp_x) == (True, False, False, True)  # g / y: neither x nor ans
+    assert _rule_reads(_sub_vjp_y) == (True, True, False, True)  # ans, for its shape
+    assert _rule_reads(_square_vjp)[:3] == (True, False, True)
+    assert _rule_reads(np.negative) == (True, True, True, True)  # no Python code: reads anything
+    assert _rule_reads(lambda g, ans, *args: g) == (True, True, True, True)
+
+    def captured(g, ans, x, y):
+        return lambda: x
+
+    assert _rule_reads(captured)[2]
+
+
+@pytest.mark.parametrize("name", list(PROBLEMS))
+@pytest.mark.parametrize("n", [10, 200])
+def test_shared_buffers_and_fusion_match_the_plain_replay(name, n):
+    """Every problem at every check point, twice in a row: a buffer handed to two live values
+    would change a value or a gradient element."""
+    problem = PROBLEMS[name]
+    data = problem.make_data(n, 0)
+    program = _program(name, n)
+    fast, plain = Replay(program, data), _plain(program, data)
+    if name == "hierarchical":  # eta's chain of adds runs in one buffer
+        assert any(len(slots) > 1 for slots in _buffered_slots(fast).values())
+    for point, theta in problem.check_points(n).items():
+        for _ in range(2):
+            value, grad = fast.value_and_grad(theta)
+            ref_value, ref_grad = plain.value_and_grad(theta)
+            assert value == pytest.approx(ref_value, rel=1e-12), point
+            np.testing.assert_allclose(grad, ref_grad, rtol=1e-11, atol=1e-11, err_msg=point)
+            np.testing.assert_allclose(grad, problem.reference(theta, data)[1], rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["regression", "hierarchical"])
+def test_gradient_programs_replay_the_same_with_shared_buffers(name):
+    """The Hessian's replay (the gradient program) holds many more values that reverse rules read."""
+    problem, n = PROBLEMS[name], 30
+    data = problem.make_data(n, 0)
+    gradient = gradient_program(_program(name, n))
+    fast, plain = Replay(gradient, data), _plain(gradient, data)
+    rng = np.random.default_rng(5)
+    for theta in problem.check_points(n).values():
+        point = np.concatenate([theta, rng.standard_normal(theta.size)])
+        value, grad = fast.value_and_grad(point)
+        ref_value, ref_grad = plain.value_and_grad(point)
+        assert value == pytest.approx(ref_value, rel=1e-12)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-11, atol=1e-11)
+
+
+def _tangled(ops: Any, params: dict[str, Any], data: dict[str, Any]) -> Any:
+    """Values with every kind of lifetime. ``u`` and ``u + s`` die in the forward pass (add's rules
+    read only g, exp's rule only its output), so ``u + s`` and ``v`` are written over them in one
+    buffer; ``v`` lives to the reverse pass (exp's and square's rules read it); ``hp`` dies at its
+    matvec and ``hq`` reuses its buffer two steps later; ``r2 - 1`` is written over ``r2`` (sub's
+    rule for its first operand reads only g); two sums of squares fuse, and ``q``, a square read
+    twice, does not."""
+    mu, s, beta = params["mu"], params["s"], params["beta"]
+    u = data["x"] + mu
+    v = ops.exp(u + s)
+    w = v + data["x"] * s
+    hp = beta + mu
+    r = ops.matvec(data["X"], hp)
+    hq = beta + s
+    r2 = ops.matvec(data["X"], hq)
+    q = ops.square(w)
+    fused = ops.sum(ops.square(v)) + ops.sum(ops.square(r2 - 1.0))
+    return ops.sum(w * r) - fused + ops.sum(q) + ops.sum(q * mu)
+
+
+def q_slot(program: Program) -> int:
+    """The slot of ``q = square(c)`` in the tangled program: the square read by two equations."""
+    readers = [a.slot for e in program.eqns for a in e.inputs if isinstance(a, Var)]
+    return next(
+        e.out.slot for e in program.eqns if e.prim.name == "square" and readers.count(e.out.slot) == 2
+    )
+
+
+def test_buffers_are_shared_only_between_values_whose_lives_do_not_overlap():
+    from problems.base import Block
+
+    rng = np.random.default_rng(0)
+    data = {"x": rng.uniform(-1.0, 1.0, 50), "X": rng.standard_normal((50, 3))}
+    blocks = [Block("mu", ()), Block("s", ()), Block("beta", (3,))]
+    program = trace(_tangled, blocks, data, "tangled")
+    fast, plain = Replay(program, data), _plain(program, data)
+    shared = sorted(len(slots) for slots in _buffered_slots(fast).values() if len(slots) > 1)
+    assert shared == [2, 2, 3], "u, u + s and v share one buffer; hp and hq one; r2 and r2 - 1 one"
+    squares = {e.out.slot: k for k, e in enumerate(program.eqns) if e.prim.name == "square"}
+    assert len(squares) == 3 and len(fast.fused) == 2 and squares[q_slot(program)] not in fast.fused.values()
+    for theta in (np.array([0.3, 0.2, 1.0, -1.0, 0.5]), np.array([-0.4, 0.7, 0.0, 2.0, -0.3])):
+        for _ in range(2):
+            value, grad = fast.value_and_grad(theta)
+            ref_value, ref_grad = plain.value_and_grad(theta)
+            assert value == pytest.approx(ref_value, rel=1e-12)
+            np.testing.assert_allclose(grad, ref_grad, rtol=1e-12)
+
+
+def test_normal_fuses_its_sum_of_squares_into_one_dot_product():
+    """Forward, sum(square(z)) is one vdot with no square and no sum step; reverse, the square's own
+    rule pulls the sum's scalar cotangent back to z. The gradient is the reference's."""
+    problem, n = PROBLEMS["normal"], 100
+    data = problem.make_data(n, 0)
+    program = _program("normal", n)
+    replay = Replay(program, data)
+    ((sum_k, square_k),) = replay.fused.items()
+    assert program.eqns[sum_k].prim.name == "sum" and program.eqns[square_k].prim.name == "square"
+    names = [getattr(fn, "__name__", "") for fn, *_ in replay.forward_steps]
+    assert "vdot" in names and "square" not in names and "sum" not in names
+    assert len(replay.forward_steps) == len(program.eqns) - 1
+    square_pulls = [p for p in replay.pulls if p[0] is _square_vjp]
+    assert [p[1] for p in square_pulls] == [program.eqns[sum_k].out.slot]  # pulled with the sum's g
+    assert not any(p[0] is PRIMITIVES["sum"].vjps[0] for p in replay.pulls)
+    for theta in problem.check_points(n).values():
+        value, grad = replay.value_and_grad(theta)
+        ref_value, ref_grad = problem.reference(theta, data)
+        assert value == pytest.approx(ref_value, rel=1e-12)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-10)
