@@ -17,6 +17,8 @@ COMMANDS = [
     "harness.listing",
     "harness.check",
     "harness.bench",
+    "harness.compare_cmd",
+    "harness.report_cmd",
     "harness.show",
     "harness.probe_cmd",
     "harness.fit_cmd",

@@ -1,0 +1,97 @@
+"""``adtiers compare BASE NEW [--fail-above FACTOR]``: the performance and correctness gate for CI.
+
+Per cell timed in both runs: the ratio NEW/BASE of median value-and-gradient times, its bootstrap
+95% interval, the Mann-Whitney p-value and a verdict (``~`` where the change is not significant;
+see ``harness.comparison``). Exit codes:
+
+- 1 when NEW has any correctness failure (a ``failed`` cell, whose gradient disagreed with the
+  reference) or any ``error`` cell: a gate never passes a broken engine;
+- 1 with ``--fail-above F`` when some cell is significantly slower AND its ratio exceeds F, so
+  that noise (``~``) never fails a build and a real slowdown beyond the factor always does;
+- 2 for bad input: unreadable files, or runs from two machines without ``--allow-other-machine``
+  (timings of different machines are not comparable, so they are refused by default);
+- 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from harness.comparison import compare_frames, machine_ids
+from harness.results import ResultsError, load, to_frame
+from harness.selection import UsageError
+from harness.summary import format_seconds, format_size
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare two runs cell by cell; a gate for CI")
+    p.add_argument("base", help="baseline results file")
+    p.add_argument("new", help="new results file")
+    p.add_argument(
+        "--fail-above",
+        type=float,
+        metavar="FACTOR",
+        help="exit 1 when a cell is significantly slower by more than FACTOR (e.g. 1.25)",
+    )
+    p.add_argument(
+        "--allow-other-machine", action="store_true", help="compare runs from different machines anyway"
+    )
+    p.set_defaults(func=run)
+
+
+def _load(path: str) -> dict:
+    try:
+        return load(path)
+    except ResultsError as err:
+        raise UsageError(str(err)) from None
+
+
+def compare_runs(base: dict, new: dict, allow_other_machine: bool = False) -> pd.DataFrame:
+    """The per-cell comparison table; UsageError for runs of different machines unless allowed."""
+    base_ids, new_ids = machine_ids([base]), machine_ids([new])
+    base_frame, new_frame = to_frame(base), to_frame(new)
+    if not base_ids & new_ids:
+        if not allow_other_machine:
+            raise UsageError(
+                f"the runs come from different machines ({', '.join(sorted(base_ids))} vs "
+                f"{', '.join(sorted(new_ids))}); their timings are not comparable. "
+                "Pass --allow-other-machine to compare them anyway."
+            )
+        base_frame["machine"] = new_frame["machine"].iloc[0] if len(new_frame) else None
+    return compare_frames(base_frame, new_frame)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.fail_above is not None and not args.fail_above > 0:
+        raise UsageError(f"--fail-above {args.fail_above:g}: the factor must be a positive number, e.g. 1.25")
+    base, new = _load(args.base), _load(args.new)
+    table = compare_runs(base, new, args.allow_other_machine)
+
+    print(
+        f"{'problem':<13} {'engine':<14} {'n':>6} {'base':>10} {'new':>10} {'ratio':>7} {'95% interval':>17} {'p':>8}  verdict"
+    )
+    for row in table.sort_values(["problem", "engine", "n"]).itertuples(index=False):
+        interval = f"[{row.ci_low:.2f}, {row.ci_high:.2f}]" if pd.notna(row.ci_low) else "-"
+        p = f"{row.p_value:.2g}" if pd.notna(row.p_value) else "-"
+        print(
+            f"{row.problem:<13} {row.engine:<14} {format_size(row.n):>6} {format_seconds(row.base_median_s):>10} "
+            f"{format_seconds(row.new_median_s):>10} {row.ratio:>7.2f} {interval:>17} {p:>8}  {row.verdict}"
+        )
+
+    broken = [c for c in new["cells"] if c["status"] in ("failed", "error")]
+    for c in broken:
+        print(f"{c['status'].upper()} {c['problem']} / {c['engine']} / n={c['n']}: {c.get('reason')}")
+    slower = table[(table["verdict"] == "slower")]
+    beyond = slower[slower["ratio"] > args.fail_above] if args.fail_above is not None else slower.iloc[0:0]
+    for row in beyond.itertuples(index=False):
+        print(
+            f"SLOWER {row.problem} / {row.engine} / n={row.n}: {row.ratio:.2f}x > {args.fail_above:g}x (p = {row.p_value:.2g})"
+        )
+    print(
+        f"{len(table)} cells compared: {int((table['verdict'] == 'faster').sum())} faster, "
+        f"{len(slower)} slower, {int((table['verdict'] == '~').sum())} not significant; "
+        f"{len(broken)} failed or error cells in the new run"
+    )
+    return 1 if broken or len(beyond) else 0
