@@ -18,7 +18,9 @@ graph to differentiate again; ``graph`` has the same math with second order.
 
 from __future__ import annotations
 
+import functools
 import gc
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -130,19 +132,32 @@ class GraphScalarEngine(Engine):
         # Data arrays become Python lists once, so that no call converts them again.
         scalar_data = {k: _as_lists(v) for k, v in data.items()}
 
+        @_without_gc
         def vg(theta: np.ndarray) -> tuple[Any, Any]:
-            enabled = gc.isenabled()
-            gc.disable()
-            try:
-                leaves = leaves_of(problem, theta, n)
-                out = problem.loglik(ops, leaves, scalar_data)
-                info["graph_nodes"] = backward(out)
-                return out.data, problem.join({k: _grads(v) for k, v in leaves.items()}, n)
-            finally:
-                if enabled:
-                    gc.enable()
+            leaves = leaves_of(problem, theta, n)
+            out = problem.loglik(ops, leaves, scalar_data)
+            info["graph_nodes"] = backward(out)
+            return out.data, problem.join({k: _grads(v) for k, v in leaves.items()}, n)
 
+        @_without_gc
         def val(theta: np.ndarray) -> Any:
             return problem.loglik(ops, leaves_of(problem, theta, n), scalar_data).data
 
         return Prepared(problem, n, vg, val, info)
+
+
+def _without_gc(call: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], Any]:
+    """Run ``call`` with the cyclic garbage collector paused (see the module docstring), value-only
+    calls as well as gradients, so that the gradient/value ratio compares like with like."""
+
+    @functools.wraps(call)
+    def paused(theta: np.ndarray) -> Any:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return call(theta)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused

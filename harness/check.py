@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         if args.verbose and r.traceback:
             print(r.traceback)
     print(
-        f"{len(results) - len(failures)} passed, {len(failures)} failed (tolerance rho <= {results[0].tolerance:g})"
+        f"{len(results) - len(failures)} passed, {len(failures)} failed (tolerance rho <= "
+        + ", ".join(f"{t:g}" for t in sorted({r.tolerance for r in results}))
+        + ", by engine)"
         if results
         else "nothing to check"
     )

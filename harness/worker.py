@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -120,6 +121,7 @@ class Worker:
         self.process: subprocess.Popen | None = None
         self.requests: Connection | None = None
         self.replies: Connection | None = None
+        self.stderr: Any = None  # the worker's stderr, kept so that a death can say why
 
     def _start(self, timeout: float) -> None:
         child_reads, parent_writes = os.pipe()
@@ -127,11 +129,13 @@ class Worker:
         paths = [p for p in sys.path if p]
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        self.stderr = tempfile.TemporaryFile()
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", LAUNCH, str(child_reads), str(child_writes), *paths],
                 pass_fds=(child_reads, child_writes),
                 stdin=subprocess.DEVNULL,
+                stderr=self.stderr,
                 env=env,
             )
         finally:
@@ -156,11 +160,24 @@ class Worker:
             if self.process.poll() is not None:
                 break
             if time.monotonic() > deadline:
+                said = self._last_words()
                 self.stop()
-                raise WorkerFailure("timeout", f"timed out after {timeout:g} s ({doing}); worker killed")
+                raise WorkerFailure(
+                    "timeout", f"timed out after {timeout:g} s ({doing}); worker killed{said}"
+                )
         code = self.process.wait()
+        said = self._last_words()
         self.stop()
-        raise WorkerFailure("died", f"worker died ({doing}; exit code {code})")
+        raise WorkerFailure("died", f"worker died ({doing}; exit code {code}){said}")
+
+    def _last_words(self, limit: int = 600) -> str:
+        """The end of what the worker wrote to stderr (a fatal error from a native library, say)."""
+        if self.stderr is None:
+            return ""
+        self.stderr.seek(0, os.SEEK_END)
+        self.stderr.seek(max(0, self.stderr.tell() - limit))
+        text = self.stderr.read().decode("utf-8", "replace").strip()
+        return f"; it said: {text}" if text else ""
 
     def measure(self, problem: Problem, n: int, timeout: float) -> dict[str, Any]:
         """One cell's measured fields; WorkerFailure when the worker dies or overruns ``timeout``."""
@@ -191,7 +208,9 @@ class Worker:
             self.process.wait(5.0)
         self.requests.close()
         self.replies.close()
-        self.process = self.requests = self.replies = None
+        if self.stderr is not None:
+            self.stderr.close()
+        self.process = self.requests = self.replies = self.stderr = None
 
 
 if __name__ == "__main__":

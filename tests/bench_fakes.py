@@ -8,6 +8,7 @@ problem's hand-derived reference, so that only the misbehaviour under test diffe
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from engines.base import Engine, Prepared
@@ -57,7 +58,14 @@ class CrashingEngine(Engine):
 
     def _prepare(self, problem, data):
         n = problem.n_of(data)
-        return _reference_prepared(problem, data, lambda: os._exit(3) if n == 20 else None)
+
+        def crash() -> None:
+            if n == 20:
+                sys.stderr.write("fatal: a native library aborted\n")
+                sys.stderr.flush()
+                os._exit(3)
+
+        return _reference_prepared(problem, data, crash)
 
 
 class WrongEngine(Engine):

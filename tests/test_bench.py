@@ -112,6 +112,7 @@ def test_a_hanging_or_crashing_engine_costs_its_cell_and_the_run_goes_on(monkeyp
     assert hanging["normal", 30]["status"] == "skipped" and "timed out" in hanging["normal", 30]["reason"]
     crashing = _cells(doc, "crashing")
     assert crashing["normal", 20]["status"] == "error" and "worker died" in crashing["normal", 20]["reason"]
+    assert "fatal: a native library aborted" in crashing["normal", 20]["reason"]  # its last words
     assert crashing["normal", 30]["status"] == "ok"  # a fresh worker took over
     assert all(c["status"] == "ok" for c in _cells(doc, "manual").values())
     assert code == 1
