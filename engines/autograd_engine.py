@@ -23,22 +23,7 @@ def autograd_ops() -> Ops:
     """The primitive table as ``autograd.numpy`` functions."""
     import autograd.numpy as anp
 
-    return Ops(
-        "autograd",
-        {
-            "add": anp.add,
-            "sub": anp.subtract,
-            "mul": anp.multiply,
-            "div": anp.divide,
-            "neg": anp.negative,
-            "exp": anp.exp,
-            "log": anp.log,
-            "square": anp.square,
-            "sum": anp.sum,
-            "matvec": anp.matmul,
-            "gather": lambda x, idx: x[idx],
-        },
-    )
+    return Ops.like_numpy("autograd", anp)
 
 
 class AutogradEngine(Engine):

@@ -42,22 +42,7 @@ def jax_ops() -> Ops:
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
-    return Ops(
-        "jax",
-        {
-            "add": jnp.add,
-            "sub": jnp.subtract,
-            "mul": jnp.multiply,
-            "div": jnp.divide,
-            "neg": jnp.negative,
-            "exp": jnp.exp,
-            "log": jnp.log,
-            "square": jnp.square,
-            "sum": jnp.sum,
-            "matvec": jnp.matmul,
-            "gather": lambda x, idx: x[idx],
-        },
-    )
+    return Ops.like_numpy("jax", jnp)
 
 
 class JaxEngine(Engine):

@@ -50,6 +50,22 @@ class Ops:
 
         return cls(name, {p.name: bind(p) for p in ALL_PRIMITIVES.values()})
 
+    @classmethod
+    def like_numpy(cls, name: str, module: Any) -> Ops:
+        """A namespace from a NumPy-like module (``jax.numpy``, ``torch``, ``autograd.numpy``): each
+        primitive is the module's function named as its NumPy forward (``sub`` is ``np.subtract``,
+        so ``module.subtract``), and ``gather`` is indexing, ``x[idx]``. A primitive the module
+        lacks fails here, by name, when the namespace is built."""
+        functions: dict[str, Callable[..., Any]] = {"gather": _index}
+        for prim in PRIMITIVES.values():
+            if prim.name not in functions:
+                functions[prim.name] = getattr(module, prim.forward.__name__)
+        return cls(name, functions)
+
+
+def _index(x: Any, idx: Any) -> Any:
+    return x[idx]
+
 
 numpy_ops = Ops("numpy", {p.name: p.forward for p in PRIMITIVES.values()})
 """Plain NumPy evaluation: the value of ``loglik`` with no derivatives."""

@@ -36,22 +36,7 @@ def torch_ops() -> Ops:
     """The primitive table as ``torch`` functions."""
     import torch
 
-    return Ops(
-        "torch",
-        {
-            "add": torch.add,
-            "sub": torch.sub,
-            "mul": torch.mul,
-            "div": torch.div,
-            "neg": torch.neg,
-            "exp": torch.exp,
-            "log": torch.log,
-            "square": torch.square,
-            "sum": torch.sum,
-            "matvec": torch.matmul,
-            "gather": lambda x, idx: x[idx],
-        },
-    )
+    return Ops.like_numpy("torch", torch)
 
 
 def loglik_function(problem: Problem) -> Callable[..., Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from problem_fakes import Centred
 
 from engines.codegen import MissingTemplate, Unsupported, plan, templates_of
 from engines.compiled import CompiledEngine, render
@@ -19,7 +20,7 @@ from engines.tape import Eqn, Program, Var, trace
 from engines.tape_engine import TapeEngine
 from harness.cli import main
 from problems import PROBLEMS
-from problems.base import Block, Problem
+from problems.base import Block
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,24 +70,6 @@ def test_matvec_is_a_loop_and_gather_reverses_into_a_scatter_add():
 
 def test_a_value_needed_after_a_reduction_is_recomputed_not_stored():
     """sum((y - m)^2) with m = mean of mu * y: two passes over the data, checked against the tape."""
-
-    class Centred(Problem):
-        name = "centred"
-
-        def blocks(self, n: int) -> list[Block]:
-            return [Block("mu", ()), Block("log_s", ())]
-
-        def make_data(self, n: int, seed: int = 0) -> dict[str, Any]:
-            return {"n": n, "y": np.random.default_rng(seed).normal(1.0, 2.0, n)}
-
-        def true_values(self, n: int) -> dict[str, Any]:
-            return {"mu": 0.7, "log_s": 0.2}
-
-        @staticmethod
-        def loglik(ops: Any, params: dict[str, Any], data: dict[str, Any]) -> Any:
-            m = ops.sum(params["mu"] * data["y"]) / data["n"]
-            r = (data["y"] - m) / ops.exp(params["log_s"])
-            return -data["n"] * params["log_s"] - 0.5 * ops.sum(ops.square(r))
 
     problem = Centred()
     data = problem.make_data(200, 1)

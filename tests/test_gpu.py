@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from problem_fakes import Centred
 
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install 'adtiers[gpu]')")
 
@@ -34,7 +35,7 @@ from harness.cli import main  # noqa: E402
 from harness.correctness import check_cell, rho  # noqa: E402
 from harness.testing import correctness_failures  # noqa: E402
 from problems import PROBLEMS  # noqa: E402
-from problems.base import Block, Problem  # noqa: E402
+from problems.base import Block  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMULATOR = gpu.simulator()
@@ -106,24 +107,6 @@ def test_transfers_and_kernels_are_timed_apart():
 @needs_kernels
 def test_two_passes_with_host_scalars_between_them():
     """sum((y - m)^2) with m from a first reduction: two kernels, the host computes m in between."""
-
-    class Centred(Problem):
-        name = "centred"
-
-        def blocks(self, n: int) -> list[Block]:
-            return [Block("mu", ()), Block("log_s", ())]
-
-        def make_data(self, n: int, seed: int = 0) -> dict[str, Any]:
-            return {"n": n, "y": np.random.default_rng(seed).normal(1.0, 2.0, n)}
-
-        def true_values(self, n: int) -> dict[str, Any]:
-            return {"mu": 0.7, "log_s": 0.2}
-
-        @staticmethod
-        def loglik(ops: Any, params: dict[str, Any], data: dict[str, Any]) -> Any:
-            m = ops.sum(params["mu"] * data["y"]) / data["n"]
-            r = (data["y"] - m) / ops.exp(params["log_s"])
-            return -data["n"] * params["log_s"] - 0.5 * ops.sum(ops.square(r))
 
     problem = Centred()
     data = problem.make_data(30, 1)
