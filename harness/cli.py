@@ -16,6 +16,7 @@ from harness.selection import UsageError
 COMMANDS = [
     "harness.listing",
     "harness.check",
+    "harness.report_cmd",
 ]
 
 

@@ -1,0 +1,113 @@
+"""What a gradient costs beyond its time: the gradient/value ratio, first call against steady state,
+memory per call and per observation, and the correctness matrix. Rows (problem, engine), columns n.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.report import format as fmt
+from harness.report.html import Td, cell_matrix, table
+
+CHEAP_GRADIENT_BOUND = 5.0
+"""The cheap-gradient principle: reverse mode costs a small constant times the function, about 4-5x."""
+
+
+def _rows(frame: pd.DataFrame, engines: list[str]) -> list[tuple[str, str]]:
+    present = set(zip(frame["problem"], frame["engine"]))
+    return [(p, e) for p in dict.fromkeys(frame["problem"]) for e in engines if (p, e) in present]
+
+
+def _not_timed(cell: pd.Series | None) -> Td:
+    if cell is None:
+        return Td("not run", "na")
+    return Td(str(cell["status"]).replace("_", " "), "na", str(cell["reason"] or ""))
+
+
+def grad_ratio_html(frame: pd.DataFrame, engines: list[str]) -> str:
+    """vg / value time per engine and size, flagged above the cheap-gradient bound."""
+
+    def render(cell: pd.Series | None) -> Td:
+        if cell is None or not cell["timed"]:
+            return _not_timed(cell)
+        ratio = fmt.number(cell["grad_ratio"])
+        if ratio is None and fmt.number(cell["value_median_s"]):
+            ratio = cell["vg_median_s"] / cell["value_median_s"]
+        return Td(fmt.ratio(ratio), "warn" if ratio is not None and ratio > CHEAP_GRADIENT_BOUND else "")
+
+    sizes = sorted(frame["n"].unique())
+    header = ["problem", "engine", *(f"n = {fmt.size_n(n)}" for n in sizes)]
+    return cell_matrix(frame, _rows(frame, engines), ["problem", "engine"], "n", sizes, render, header)
+
+
+def first_call_html(frame: pd.DataFrame, engines: list[str]) -> str:
+    """At the smallest and the largest size: prepare, first call, steady state, and how many steady
+    calls the first one is worth (the price of tracing and compiling, paid once)."""
+    sizes = sorted(frame["n"].unique())
+    ends = list(dict.fromkeys([sizes[0], sizes[-1]])) if sizes else []
+    index = {(r["problem"], r["engine"], r["n"]): r for _, r in frame.iterrows()}
+    header = ["problem", "engine"]
+    for n in ends:
+        m = fmt.size_n(n)
+        header += [f"prepare (n={m})", f"first call (n={m})", f"steady (n={m})", f"first / steady (n={m})"]
+    rows = []
+    for problem, engine in _rows(frame, engines):
+        row: list[str | Td] = [problem, engine]
+        for n in ends:
+            cell = index.get((problem, engine, n))
+            if cell is None or not cell["timed"]:
+                row += [_not_timed(cell), Td(""), Td(""), Td("")]
+                continue
+            first, steady = fmt.number(cell["first_call_s"]), cell["vg_median_s"]
+            row += [
+                fmt.seconds(cell["prepare_s"]),
+                fmt.seconds(first),
+                fmt.seconds(steady),
+                fmt.ratio(first / steady if first is not None else None),
+            ]
+        rows.append(row)
+    return table(header, rows, row_headers=2)
+
+
+def memory_html(frame: pd.DataFrame, engines: list[str]) -> str:
+    """Peak extra memory of one value-and-gradient call per size, and per observation at the largest."""
+    sizes = sorted(frame["n"].unique())
+    index = {(r["problem"], r["engine"], r["n"]): r for _, r in frame.iterrows()}
+    header = ["problem", "engine", *(f"n = {fmt.size_n(n)}" for n in sizes), "per observation", "method"]
+    rows = []
+    for problem, engine in _rows(frame, engines):
+        row: list[str | Td] = [problem, engine]
+        per_obs, method = None, None
+        for n in sizes:
+            cell = index.get((problem, engine, n))
+            peak = None if cell is None else fmt.number(cell["mem_peak_bytes"])
+            if cell is not None and cell["timed"] and peak is not None:
+                row.append(fmt.size_bytes(peak))
+                per_obs, method = peak / n, cell["mem_method"] or method
+            else:
+                row.append(_not_timed(cell) if cell is None or not cell["timed"] else Td("–"))
+        rows.append([*row, fmt.size_bytes(per_obs), method or "–"])
+    return table(header, rows, row_headers=2)
+
+
+def correctness_html(frame: pd.DataFrame, engines: list[str]) -> str:
+    """Worst rho against the reference per cell; red above the cell's tolerance or when it failed."""
+
+    def render(cell: pd.Series | None) -> Td:
+        if cell is None:
+            return Td("not run", "na")
+        rho, tol = fmt.number(cell["check_rho"]), fmt.number(cell["check_tolerance"])
+        where = " ".join(str(cell[k]) for k in ("check_point", "check_element") if cell[k])
+        if rho is None:
+            return Td(
+                "not checked" if cell["status"] == "ok" else str(cell["status"]).replace("_", " "),
+                "na",
+                str(cell["reason"] or ""),
+            )
+        bad = cell["status"] == "failed" or (tol is not None and rho > tol)
+        title = f"worst at {where}; tolerance {fmt.scientific(tol)}" if where else ""
+        return Td(fmt.scientific(rho), "bad" if bad else "good", title)
+
+    sizes = sorted(frame["n"].unique())
+    header = ["problem", "engine", *(f"n = {fmt.size_n(n)}" for n in sizes)]
+    return cell_matrix(frame, _rows(frame, engines), ["problem", "engine"], "n", sizes, render, header)

@@ -1,0 +1,119 @@
+"""Results documents as one clean pandas frame, and the few statistics every section shares.
+
+A results file is data from outside: every field but problem/engine/n/status may be missing, null or
+of the wrong type, and several files (shards, machines) may be passed at once. ``cells_frame``
+coerces each column to its type, keeps one row per (machine, problem, engine, n) and reports in
+``notes`` whatever it had to drop, so that nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.results import to_frame
+
+TEXT_COLUMNS = ("problem", "engine", "tier", "machine", "run", "status", "reason", "mem_method")
+KEY = ["machine", "problem", "engine", "n"]
+
+TIER_ORDER = ("baseline", "0", "1", "2", "framework")
+"""Engines are listed by tier (hand-written baselines first, for scale), then by name."""
+
+
+@dataclass
+class Cells:
+    """Every cell of the runs being reported, coerced, with the notes on what was dropped."""
+
+    frame: pd.DataFrame
+    docs: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def machines(self) -> list[str]:
+        return list(dict.fromkeys(self.frame["machine"]))
+
+    def on(self, machine: str) -> pd.DataFrame:
+        return self.frame[self.frame["machine"] == machine]
+
+
+def _samples(value: Any) -> list[float] | None:
+    if not isinstance(value, list):
+        return None
+    out = pd.to_numeric(pd.Series(value, dtype=object), errors="coerce").dropna()
+    out = out[np.isfinite(out)]
+    return [float(x) for x in out] or None
+
+
+def cells_frame(docs: list[dict[str, Any]]) -> Cells:
+    """One row per cell over ``docs`` (oldest run first, so that a re-run of a cell wins)."""
+    docs = sorted(docs, key=lambda d: str((d.get("run") or {}).get("started") or ""))
+    frame = to_frame(docs) if docs else pd.DataFrame(columns=KEY + ["status"])
+    notes: list[str] = []
+    for column in TEXT_COLUMNS:
+        if column in frame:
+            frame[column] = [None if v is None or v is pd.NA else str(v) for v in frame[column]]
+    frame["machine"] = frame["machine"].fillna("unknown machine")
+    frame["tier"] = frame["tier"].fillna("?")
+    for column in frame.columns:
+        if column.endswith(("_s", "_bytes", "_rounds", "_iterations")) or column in (
+            "n",
+            "grad_ratio",
+            "check_rho",
+            "check_tolerance",
+            "graph_size",
+            "threads",
+        ):
+            if column.endswith("_samples_s"):
+                frame[column] = [_samples(v) for v in frame[column]]
+            else:
+                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    bad_n = frame["n"].isna() | (frame["n"] < 1)
+    if bad_n.any():
+        notes.append(f"{int(bad_n.sum())} cell(s) without a valid size n were left out.")
+        frame = frame[~bad_n]
+    frame = frame.assign(n=frame["n"].astype("int64"))
+    duplicated = frame.duplicated(KEY, keep="last")
+    if duplicated.any():
+        notes.append(
+            f"{int(duplicated.sum())} cell(s) appear in more than one run of the same machine; "
+            "the newest run's cell is shown."
+        )
+        frame = frame[~duplicated]
+    ok = frame["status"].eq("ok") & frame["vg_median_s"].gt(0)
+    broken = frame["status"].eq("ok") & ~ok
+    if broken.any():
+        notes.append(f"{int(broken.sum())} cell(s) marked ok carry no usable time and are shown as missing.")
+    frame = frame.assign(timed=ok)
+    return Cells(frame.reset_index(drop=True), docs, notes)
+
+
+def engine_order(frame: pd.DataFrame) -> list[str]:
+    """Engines by tier (``TIER_ORDER``, unknown tiers last), then by name."""
+    tiers = frame.groupby("engine")["tier"].first()
+    rank = {t: i for i, t in enumerate(TIER_ORDER)}
+    return sorted(tiers.index, key=lambda e: (rank.get(tiers[e], len(rank)), e))
+
+
+def timed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The cells whose steady-state time counts: status ok with a positive median."""
+    return frame[frame["timed"]]
+
+
+def scaling_slope(n: Any, t: Any) -> float | None:
+    """The empirical scaling exponent: the least-squares slope of log t against log n.
+
+    Fitted over the upper half of the sizes (at least two), where the fixed per-call overhead no
+    longer hides the growth: slope 1 is linear in n, near 0 overhead-dominated. None with fewer
+    than two sizes.
+    """
+    n, t = np.asarray(n, dtype=float), np.asarray(t, dtype=float)
+    keep = (n > 0) & (t > 0)
+    n, t = n[keep], t[keep]
+    sizes = np.unique(n)
+    if sizes.size < 2:
+        return None
+    upper = n >= sizes[-max(2, (sizes.size + 1) // 2)]
+    return float(np.polyfit(np.log(n[upper]), np.log(t[upper]), 1)[0])

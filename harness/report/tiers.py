@@ -1,0 +1,135 @@
+"""The vignette's tier table, and where each of our engines and each framework sits in it.
+
+The vignette ("Architecture of an AD Engine", femtograd) sorts AD systems by how much machinery sits
+between the math and the metal. Its summary table ends in a "Speed" column that only says Modest,
+Faster, Production-grade; the report keeps its other columns and replaces that one with this run's
+measured times.
+
+Engines are placed by what they are, not by who wrote them: PyTorch in eager mode, HIPS autograd and
+JAX without ``jit`` build a graph on every call (Tier 0, like femtograd); ``jax.jit`` traces the
+program once and replays it (Tier 1, the vignette's own JAX example); ``torch.compile`` and our numba
+backends compile the traced program (Tier 2). An engine not listed here is placed by the tier its
+results file gives it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.report import format as fmt
+from harness.report.data import timed
+from harness.report.html import Td, table
+
+VIGNETTE_TIERS: dict[str, dict[str, str]] = {
+    "0": {
+        "strategy": "Graph-per-call (R6 + closures)",
+        "examples": "femtograd",
+        "transparency": "Fully inspectable",
+        "speed": "Modest",
+    },
+    "1": {
+        "strategy": "Tape-based tracing",
+        "examples": "TensorFlow 1.x, JAX",
+        "transparency": "Graph cached, less visible",
+        "speed": "Faster",
+    },
+    "2": {
+        "strategy": "Compiled backend (C++, GPU)",
+        "examples": "TMB, torch",
+        "transparency": "Opaque backend",
+        "speed": "Production-grade",
+    },
+    "baseline": {
+        "strategy": "Hand-written gradient (no AD)",
+        "examples": "–",
+        "transparency": "The math itself",
+        "speed": "The reference",
+    },
+}
+
+ENGINE_TIERS: dict[str, tuple[str, str]] = {
+    "graph": ("0", "a node per array, rebuilt every call"),
+    "graph-scalar": ("0", "a node per scalar, rebuilt every call (micrograd-style)"),
+    "jax-eager": ("0", "JAX without jit: traced anew on every call"),
+    "torch": ("0", "PyTorch eager autograd: a graph per call"),
+    "torch-cuda": ("0", "PyTorch eager autograd on a GPU"),
+    "autograd": ("0", "HIPS autograd: a graph per call"),
+    "tape": ("1", "our tape: traced once, replayed"),
+    "jax": ("1", "jax.jit: traced once, replayed as one XLA program"),
+    "jax-cuda": ("1", "jax.jit on a GPU"),
+    "compiled": ("2", "our tape rendered to source, compiled by numba"),
+    "gpu": ("2", "our tape compiled by numba.cuda"),
+    "torch-compile": ("2", "torch.compile: the traced graph compiled"),
+    "manual": ("baseline", "hand-written NumPy gradient"),
+    "manual-numba": ("baseline", "hand-written gradient compiled by numba"),
+}
+
+REFERENCE_ENGINE = "manual"
+"""The hand-written NumPy gradient every tier is measured against."""
+
+
+def tier_of(engine: str, recorded_tier: str | None) -> str:
+    """The vignette tier of ``engine``: from ``ENGINE_TIERS``, else the tier its results file gives."""
+    if engine in ENGINE_TIERS:
+        return ENGINE_TIERS[engine][0]
+    return recorded_tier if recorded_tier in VIGNETTE_TIERS else "?"
+
+
+def tier_table_html(frame: Any, engines: list[str]) -> str:
+    """The vignette's table, its Speed column replaced by this run's numbers, and the engine mapping.
+
+    Speed, per problem: the tier's fastest engine's median time at the smallest and at the largest
+    size, and that time over ``manual``'s at the same size (1x: as fast as the hand-written gradient).
+    """
+    ok = timed(frame)
+    tier_engines: dict[str, list[str]] = {t: [] for t in VIGNETTE_TIERS}
+    recorded = frame.groupby("engine")["tier"].first()
+    for engine in engines:
+        tier_engines.setdefault(tier_of(engine, recorded.get(engine)), []).append(engine)
+    sizes = sorted(frame["n"].unique())
+    ends = list(dict.fromkeys([sizes[0], sizes[-1]])) if sizes else []
+    ref = ok[ok["engine"] == REFERENCE_ENGINE].set_index(["problem", "n"])["vg_median_s"]
+    header = ["tier", "strategy", "example tools (vignette)", "engines here", "transparency"]
+    header += [f"speed at n = {fmt.size_n(n)} (best; vs {REFERENCE_ENGINE})" for n in ends]
+    rows = []
+    for tier, members in tier_engines.items():
+        info = VIGNETTE_TIERS.get(tier, {"strategy": "unplaced", "examples": "–", "transparency": "–"})
+        speeds = []
+        for n in ends:
+            lines = []
+            for problem in dict.fromkeys(frame["problem"]):
+                at = ok[(ok["problem"] == problem) & (ok["n"] == n) & ok["engine"].isin(members)]
+                if at.empty:
+                    continue
+                best = at.loc[at["vg_median_s"].idxmin()]
+                vs = best["vg_median_s"] / ref[(problem, n)] if (problem, n) in ref.index else None
+                lines.append(
+                    f"{problem}: {fmt.seconds(best['vg_median_s'])} {best['engine']}, {fmt.ratio(vs)}"
+                )
+            speeds.append(Td("\n".join(lines) or "no timed engine", "speed"))
+        label = {"baseline": "hand-written", "?": "unplaced"}.get(tier, f"Tier {tier}")
+        rows.append(
+            [
+                label,
+                info["strategy"],
+                info["examples"],
+                ", ".join(members) or "none in this run",
+                info["transparency"],
+                *speeds,
+            ]
+        )
+    mapping = [
+        [
+            name,
+            "hand-written" if tier == "baseline" else f"Tier {tier}",
+            what,
+            "yes" if name in engines else "",
+        ]
+        for name, (tier, what) in ENGINE_TIERS.items()
+    ]
+    return (
+        table(header, rows, cls="text")
+        + "<h3>Where each engine sits, and why</h3>"
+        + table(["engine", "tier", "what it is", "in this run"], mapping, cls="text")
+        + "<p class=muted>An engine not listed takes the tier its results file records.</p>"
+    )
