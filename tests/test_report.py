@@ -201,8 +201,9 @@ def test_baseline_from_another_machine_is_refused_with_a_warning(tmp_path, capsy
     write_atomic(tmp_path / "new.json", doc)
     write_atomic(tmp_path / "other.json", make_results(machine="laptop", run="lap", **SMALL))
     argv = ["report", str(tmp_path / "new.json"), "--baseline", str(tmp_path / "other.json")]
-    assert main([*argv, "--out", str(tmp_path / "reports")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "reports"), "--name", "reference"]) == 0
     captured = capsys.readouterr()
+    assert captured.out.strip() == str(tmp_path / "reports" / "reference" / "index.html")
     assert "timings from different machines are not compared" in captured.err
     html = Path(captured.out.strip()).read_text()
     comparison = html[html.index('id="comparison"') : html.index('id="environment"')]

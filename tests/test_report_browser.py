@@ -51,3 +51,10 @@ def test_chromium_renders_the_report(tmp_path):
     assert "<h2>Summary</h2>" in dom and dom.count("<svg") == 2
     assert "<script" not in dom.lower() and "<img" not in dom.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+
+    # reports/index.html leads to the latest report (a meta refresh; headless needs virtual time for it)
+    latest = page.parent.parent / "index.html"
+    followed = chromium(
+        latest, tmp_path / "profile-latest", "--virtual-time-budget=3000", "--dump-dom"
+    ).stdout
+    assert "<h2>Summary</h2>" in followed
