@@ -127,6 +127,19 @@ def test_hostile_strings_are_escaped_and_no_script_reaches_the_page(doc):
     assert HOSTILE_ENGINE not in html and HOSTILE_REASON not in html
 
 
+def test_engine_names_are_drawn_literally_in_figures(doc):
+    named = json.loads(json.dumps(doc))
+    for cell in named["cells"]:
+        cell["engine"] = cell["engine"].replace("graph-scalar", r"$\frac{1}{0}$")
+    html = render_report(cells_frame([named]))
+    assert re.search(r">\$\\frac\{1\}\{0\}\$ \(slope [0-9.]+\)</text>", html)  # drawn as text, not math
+
+
+def test_an_unfinished_run_is_said_so(doc):
+    running = dict(doc, run=dict(doc["run"], status="interrupted"))
+    assert "is interrupted: cells may be missing" in render_report(cells_frame([running]))
+
+
 def test_formatting_is_human():
     assert [fmt.seconds(x) for x in (2.5, 0.0123, 4.56e-6, 7e-9, None, "x")] == [
         "2.5 s",

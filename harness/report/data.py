@@ -52,6 +52,12 @@ def cells_frame(docs: list[dict[str, Any]]) -> Cells:
     docs = sorted(docs, key=lambda d: str((d.get("run") or {}).get("started") or ""))
     frame = to_frame(docs) if docs else pd.DataFrame(columns=KEY + ["status"])
     notes: list[str] = []
+    for doc in docs:
+        run = doc.get("run") if isinstance(doc.get("run"), dict) else {}
+        if run.get("status") != "complete":
+            notes.append(
+                f"Run {run.get('id')} is {run.get('status') or 'of unknown status'}: cells may be missing."
+            )
     for column in TEXT_COLUMNS:
         if column in frame:
             frame[column] = [None if v is None or v is pd.NA else str(v) for v in frame[column]]
