@@ -1,7 +1,8 @@
 """``adtiers report``: render results files as one self-contained HTML report.
 
 ``adtiers report [RESULTS ...] [--baseline RESULTS] [--out DIR]`` writes ``DIR/<run>/index.html``
-(``DIR`` defaults to ``reports``), points ``DIR/index.html`` at it and prints its path. With no
+(``DIR`` defaults to ``reports``; ``--name`` replaces ``<run>``, e.g. ``reference``), points
+``DIR/index.html`` at it and prints its path. With no
 RESULTS it reports the newest ``results/*.json``. The baseline is, by default, the newest
 ``results/reference/*.json`` that ran on the same machine; ``--baseline`` names one, and one from
 another machine is shown with a warning and no ratios (two machines' timings are never compared).
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-baseline", action="store_true", help="no comparison section, even by default")
     p.add_argument("--out", default="reports", help="reports directory (default: reports)")
+    p.add_argument("--name", help="the report's directory under --out (default: the run id)")
     p.set_defaults(func=run)
 
 
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     cells = cells_frame(docs)
     baseline = cells_frame([base_doc]) if base_doc else None
     html = render_report(cells, baseline, label, warning)
-    path = write_report(args.out, _run_id(docs), html)
+    path = write_report(args.out, args.name or _run_id(docs), html)
     print(path)
     return 0
 

@@ -34,6 +34,8 @@ def comparison_html(new: pd.DataFrame, base: pd.DataFrame | None, label: str, wa
             ("?", "without samples (?)"),
         )
     )
+    rank = changes["verdict"].map({"slower": 0, "faster": 1, "?": 2, "~": 3})
+    changes = changes.assign(rank=rank).sort_values(["rank", "ratio"], ascending=[True, False], kind="stable")
     several = changes["machine"].nunique() > 1
     rows = []
     for r in changes.itertuples(index=False):

@@ -52,6 +52,12 @@ def cells_frame(docs: list[dict[str, Any]]) -> Cells:
     docs = sorted(docs, key=lambda d: str((d.get("run") or {}).get("started") or ""))
     frame = to_frame(docs) if docs else pd.DataFrame(columns=KEY + ["status"])
     notes: list[str] = []
+    for doc in docs:
+        run = doc.get("run") if isinstance(doc.get("run"), dict) else {}
+        if run.get("status") != "complete":
+            notes.append(
+                f"Run {run.get('id')} is {run.get('status') or 'of unknown status'}: cells may be missing."
+            )
     for column in TEXT_COLUMNS:
         if column in frame:
             frame[column] = [None if v is None or v is pd.NA else str(v) for v in frame[column]]
@@ -102,18 +108,18 @@ def timed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["timed"]]
 
 
-def scaling_slope(n: Any, t: Any, min_n: int = 1000) -> float | None:
+def scaling_slope(n: Any, t: Any) -> float | None:
     """The empirical scaling exponent: the least-squares slope of log t against log n.
 
-    Fitted over the sizes n >= ``min_n``, where the fixed per-call overhead no longer hides the
-    growth (slope 1: linear in n; 0: dominated by overhead); over every size when fewer than two
-    are that large. None with fewer than two sizes.
+    Fitted over the upper half of the sizes (at least two), where the fixed per-call overhead no
+    longer hides the growth: slope 1 is linear in n, near 0 overhead-dominated. None with fewer
+    than two sizes.
     """
     n, t = np.asarray(n, dtype=float), np.asarray(t, dtype=float)
     keep = (n > 0) & (t > 0)
     n, t = n[keep], t[keep]
-    if (n >= min_n).sum() >= 2:
-        n, t = n[n >= min_n], t[n >= min_n]
-    if np.unique(n).size < 2:
+    sizes = np.unique(n)
+    if sizes.size < 2:
         return None
-    return float(np.polyfit(np.log(n), np.log(t), 1)[0])
+    upper = n >= sizes[-max(2, (sizes.size + 1) // 2)]
+    return float(np.polyfit(np.log(n[upper]), np.log(t[upper]), 1)[0])

@@ -44,6 +44,10 @@ def environment_html(docs: list[dict[str, Any]]) -> str:
                 )
             )
             + "</div><h4>Engines</h4>"
-            + (table(["engine", "tier", "available", "reason", "description"], rows) if rows else "<p>–</p>")
+            + (
+                table(["engine", "tier", "available", "reason", "description"], rows, cls="text")
+                if rows
+                else "<p>–</p>"
+            )
         )
     return "".join(parts)

@@ -1,7 +1,7 @@
 """Figures as inline SVG text, drawn by matplotlib with no GUI and no external resources.
 
 Text stays text (``svg.fonttype = 'none'``), which keeps the files small and searchable; matplotlib
-XML-escapes it, and math parsing is off, so an engine name is drawn literally whatever it holds.
+XML-escapes it, and ``literal`` escapes ``$`` so that an engine name is drawn as written, never as math.
 Each engine keeps one colour in every figure of a report.
 """
 
@@ -39,7 +39,6 @@ SPARE_COLOURS = ["#bcbd22", "#7f7f7f", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5
 
 RC = {
     "svg.fonttype": "none",
-    "text.parse_math": False,
     "font.size": 9,
     "axes.grid": True,
     "grid.alpha": 0.3,
@@ -73,7 +72,7 @@ def scaling_figure(cells: pd.DataFrame, engines: list[str], colours: dict[str, s
             if rows.empty:
                 continue
             slope = scaling_slope(rows["n"], rows["vg_median_s"])
-            label = engine if slope is None else f"{engine} (slope {slope:.2f})"
+            label = literal(engine) if slope is None else f"{literal(engine)} (slope {slope:.2f})"
             style = "--" if engine.startswith("manual") else "-"
             ax.plot(
                 rows["n"], rows["vg_median_s"], style, marker="o", ms=3, color=colours[engine], label=label
@@ -84,7 +83,7 @@ def scaling_figure(cells: pd.DataFrame, engines: list[str], colours: dict[str, s
         ax.set_xscale("log")
         ax.set_yscale("log")
         # Tick labels in the report's own units (1 ms, 1e5): matplotlib's default log labels are
-        # mathtext, which this figure draws as literal text.
+        # mathtext, which an SVG with text kept as text would show as raw markup.
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: size_n(v)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: seconds(v)))
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -93,6 +92,11 @@ def scaling_figure(cells: pd.DataFrame, engines: list[str], colours: dict[str, s
         ax.set_ylabel("value and gradient, seconds per call")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         return svg_text(fig, salt)
+
+
+def literal(text: str) -> str:
+    """``text`` for a matplotlib label: dollar signs escaped, so no mathtext is parsed from data."""
+    return text.replace("$", r"\$")
 
 
 def slug(text: str) -> str:

@@ -46,9 +46,11 @@ def size_bytes(value: Any) -> str:
 
 
 def ratio(value: Any) -> str:
-    """A ratio as ``1.23×`` (three significant digits)."""
+    """A ratio as ``1.23×`` (three significant digits; whole numbers with separators from 1000 up)."""
     x = number(value)
-    return MISSING if x is None else f"{x:.3g}×"
+    if x is None:
+        return MISSING
+    return f"{x:,.0f}×" if abs(x) >= 1000 else f"{x:.3g}×"
 
 
 def size_n(value: Any) -> str:

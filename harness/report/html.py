@@ -34,15 +34,18 @@ class Td:
         return f"<{tag}{cls}{title}>{esc(self.text)}</{tag}>"
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[str | Td]], row_headers: int = 1) -> str:
-    """A table; the first ``row_headers`` cells of each row are row headings."""
+def table(
+    header: Sequence[str], rows: Iterable[Sequence[str | Td]], row_headers: int = 1, cls: str = ""
+) -> str:
+    """A table; the first ``row_headers`` cells of each row are row headings; ``cls`` its CSS class."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = []
     for row in rows:
         cells = [c if isinstance(c, Td) else Td(str(c)) for c in row]
         tds = [c.render("th" if i < row_headers else "td") for i, c in enumerate(cells)]
         body.append("<tr>" + "".join(tds) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    attr = f' class="{esc(cls)}"' if cls else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def frame_table(frame: pd.DataFrame) -> str:
@@ -76,7 +79,7 @@ def key_values(mapping: Any) -> str:
     for key, value in mapping.items():
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
         rows.append([str(key), text])
-    return table(["", ""], rows)
+    return table(["", ""], rows, cls="text")
 
 
 def section(anchor: str, title: str, how_to_read: str, body: str) -> str:
@@ -99,7 +102,7 @@ table { border-collapse: collapse; margin: 0.6em 0; font-size: 12px; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; vertical-align: top; }
 thead th { background: #f3f3f3; position: sticky; top: 0; }
 tbody th { text-align: left; font-weight: normal; background: #fafafa; }
-table.plain td { text-align: left; }
+table.plain td, table.text td { text-align: left; }
 td.r0 { background: #1a9850; color: #fff; } td.r1 { background: #91cf60; } td.r2 { background: #d9ef8b; }
 td.r3 { background: #fee08b; } td.r4 { background: #fc8d59; } td.r5 { background: #d73027; color: #fff; }
 td.speed { white-space: pre-line; text-align: left; min-width: 16em; }

@@ -28,7 +28,7 @@ GUIDES = {
     "grid": "Median time of one value-and-gradient call per problem and size, coloured by its ratio to the "
     "fastest engine in the row (green: fastest). Grey cells were not timed; the note number gives the reason.",
     "scaling": "Median time per call against n on log-log axes, with the interquartile range as a band. The "
-    "slope is the empirical scaling exponent, fitted over n >= 1000: 1 means linear in n, near 0 means "
+    "slope is the empirical scaling exponent, fitted over the upper half of the sizes: 1 means linear in n, near 0 means "
     "per-call overhead dominates. Dashed lines are the hand-written baselines.",
     "grad-ratio": "Time of value-and-gradient over time of the value alone. The cheap-gradient principle says "
     "a good reverse mode stays within about 4-5x of the function, whatever the number of parameters; "

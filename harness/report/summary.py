@@ -74,6 +74,8 @@ def summary_html(frame: pd.DataFrame) -> str:
             if r["margin"] is not None:
                 text += f", {fmt.ratio(r['margin'])} ahead of {r['next']}"
                 text += " (within the noise)" if r["overlap"] else ""
+            else:
+                text += ", the only AD engine timed there"
             said.append(text)
         sentences.append(f"<li><strong>{esc(problem)}</strong>: fastest {esc('; '.join(said))}.</li>")
     shown = pd.DataFrame(

@@ -128,8 +128,8 @@ def tier_table_html(frame: Any, engines: list[str]) -> str:
         for name, (tier, what) in ENGINE_TIERS.items()
     ]
     return (
-        table(header, rows)
+        table(header, rows, cls="text")
         + "<h3>Where each engine sits, and why</h3>"
-        + table(["engine", "tier", "what it is", "in this run"], mapping)
+        + table(["engine", "tier", "what it is", "in this run"], mapping, cls="text")
         + "<p class=muted>An engine not listed takes the tier its results file records.</p>"
     )
