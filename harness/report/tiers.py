@@ -82,6 +82,7 @@ def tier_table_html(frame: Any, engines: list[str]) -> str:
     size, and that time over ``manual``'s at the same size (1x: as fast as the hand-written gradient).
     """
     ok = timed(frame)
+    timed_engines = set(ok["engine"])
     tier_engines: dict[str, list[str]] = {t: [] for t in VIGNETTE_TIERS}
     recorded = frame.groupby("engine")["tier"].first()
     for engine in engines:
@@ -123,7 +124,7 @@ def tier_table_html(frame: Any, engines: list[str]) -> str:
             name,
             "hand-written" if tier == "baseline" else f"Tier {tier}",
             what,
-            "yes" if name in engines else "",
+            "timed" if name in timed_engines else ("not available" if name in engines else ""),
         ]
         for name, (tier, what) in ENGINE_TIERS.items()
     ]
