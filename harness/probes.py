@@ -229,12 +229,13 @@ def run_probe(engine: Engine, probe: Probe) -> Outcome:
     printed = out.getvalue()
     detail = ""
     if probe.name == "print":
-        shows_number = bool(re.search(r"\d\.\d", printed))
-        detail = (
-            "printed a number"
-            if shows_number
-            else f"printed no number: {printed.strip().splitlines()[0][:120]!r}"
-        )
+        lines = printed.strip().splitlines()
+        if not lines:
+            detail = "printed nothing (the print ran at trace time only, in an earlier process step)"
+        elif re.search(r"\d\.\d", printed):
+            detail = "printed a number"
+        else:
+            detail = f"printed no number: {lines[0][:120]!r}"
     if not worst <= engine.tolerance:
         return Outcome(probe.name, engine.name, "wrong", f"worst rho {worst:.2g}; {detail}".strip("; "))
     if traces[0] is not None and traces[-1] != traces[0]:

@@ -76,4 +76,3 @@ def test_bad_files_exit_2(tmp_path, base, capsys):
     bad.write_text("{")
     assert main(["compare", base, str(bad)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
-

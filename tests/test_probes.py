@@ -86,3 +86,19 @@ def test_probe_command_prints_the_matrix(capsys):
     out = capsys.readouterr().out
     assert "subset-assign" in out and "graph-scalar" in out
     assert main(["probe", "--probes", "nope"]) == 2
+
+
+class _Silent(Engine):
+    """Gives right gradients without ever running the function's print (a cached trace, say)."""
+
+    name, tier, description = "silent", "1", "never prints"
+
+    def _prepare(self, problem, data):
+        return Prepared(
+            problem, 1, lambda t: problem.reference(t, data), lambda t: problem.reference(t, data)[0]
+        )
+
+
+def test_print_probe_says_when_nothing_was_printed():
+    outcome = run_probe(_Silent(), PROBES["print"])
+    assert outcome.outcome == "correct" and outcome.detail.startswith("printed nothing")
