@@ -83,3 +83,18 @@ def test_check_exits_1_on_failure(monkeypatch, capsys):
 def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True)
     assert proc.returncode == 0 and "exponential" in proc.stdout
+
+
+def test_an_engine_asked_for_by_name_but_unavailable_fails_the_gate(monkeypatch, capsys):
+    import harness.check as check
+
+    class Absent(Engine):
+        name, tier, description = "absent", "0", "never available"
+
+        def unavailable(self):
+            return "needs a GPU"
+
+    monkeypatch.setattr(check, "select_engines", lambda names: [Absent()])
+    assert main(["check", "--engines", "absent", "--problems", "normal", "--sizes", "10"]) == 1
+    assert "FAIL (asked for by name) absent: unavailable (needs a GPU)" in capsys.readouterr().out
+    assert main(["check", "--problems", "normal", "--sizes", "10"]) == 1  # nothing available to check
