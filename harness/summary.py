@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.units import seconds as format_seconds
+from harness.units import size_n as format_size
+
 BRIEF = {
     "failed": "FAILED",
     "error": "error",
@@ -16,24 +19,6 @@ BRIEF = {
     "skipped": "skipped",
     "unavailable": "n/a",
 }
-
-
-def format_seconds(s: float | None) -> str:
-    """A duration in the unit that keeps three significant digits readable: ns, us, ms or s."""
-    if s is None:
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if s >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s / 1e-9:.3g} ns"
-
-
-def format_size(n: int) -> str:
-    """``1e+05`` style sizes are hard to read in a header; powers of ten print as ``1e5``."""
-    text = str(n)
-    if n >= 10_000 and text.rstrip("0") == "1":
-        return f"1e{len(text) - 1}"
-    return text
 
 
 def tables(doc: dict[str, Any]) -> str:

@@ -113,6 +113,6 @@ def test_summary_marks_the_fastest_ok_engine_and_shows_other_statuses():
     lines = tables(doc).splitlines()
     row_a = next(line for line in lines if line.startswith("a "))
     row_b = next(line for line in lines if line.startswith("b "))
-    assert "2 us " in row_a and "3 ms*" in row_a
-    assert "1 us*" in row_b and "FAILED" in row_b
+    assert "2 µs " in row_a and "3 ms*" in row_a
+    assert "1 µs*" in row_b and "FAILED" in row_b
     assert format_seconds(1.5) == "1.5 s" and format_seconds(2.5e-8) == "25 ns"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from results_factory import HOSTILE_ENGINE, HOSTILE_REASON, make_hostile, make_results
 
+from harness import units as fmt
 from harness.cli import main
 from harness.report import cells_frame, render_report
-from harness.report import format as fmt
 from harness.report.data import scaling_slope
 from harness.report.output import run_dir_name
 from harness.report.render import TITLES

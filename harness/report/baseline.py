@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness import units as fmt
 from harness.comparison import compare_frames
-from harness.report import format as fmt
 from harness.report.html import Td, esc, table
 
 

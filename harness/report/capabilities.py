@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.format import seconds
 from harness.report.html import Td, esc, table
+from harness.units import seconds
 
 OUTCOME_CLASS = {"correct": "good", "re-trace": "warn", "wrong": "bad", "error": "na", "unavailable": "na"}
 OUTCOME_TEXT = {

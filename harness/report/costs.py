@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.report import format as fmt
+from harness import units as fmt
 from harness.report.html import Td, cell_matrix, table
 
 CHEAP_GRADIENT_BOUND = 5.0

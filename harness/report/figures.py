@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from harness.report.data import scaling_slope
-from harness.report.format import seconds, size_n
+from harness.units import seconds, size_n
 
 FIXED_COLOURS = {
     "manual": "#000000",

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report import format as fmt
+from harness import units as fmt
 from harness.report.data import timed
 from harness.report.html import Td, esc, frame_table, table
 from harness.report.tiers import REFERENCE_ENGINE

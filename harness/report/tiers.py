@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report import format as fmt
+from harness import units as fmt
 from harness.report.data import timed
 from harness.report.html import Td, table
 

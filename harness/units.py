@@ -1,4 +1,4 @@
-"""Human number formatting for the report: times in ns/µs/ms/s, sizes in B/KiB/MiB/GiB, ratios.
+"""Numbers as people read them, in the report and on the terminal: µs/ms/s, KiB/MiB, 1.23×, 1e5.
 
 Every function takes anything a results file may hold (a number, ``None``, NaN, even a string) and
 returns plain text; a missing or non-numeric value becomes an en dash, never an exception.
