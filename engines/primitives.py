@@ -179,9 +179,15 @@ def _uniform(g: Any) -> Any:
     return g
 
 
-def _square_vjp(g: Any, ans: Any, x: Any) -> Any:
-    """d/dx of x^2 is 2 x: the cotangent is 2 g x (one pass when g is sum's uniform cotangent)."""
-    return (2.0 * _uniform(g)) * x
+def _square_vjp(g: Any, ans: Any, x: Any, *, out: np.ndarray | None = None) -> Any:
+    """d/dx of x^2 is 2 x: the cotangent is 2 g x (one pass when g is sum's uniform cotangent).
+
+    ``out`` (NumPy values only), here and in the other rules that take it: an array of the
+    cotangent's shape to write it into, so that a replay reuses one buffer per call instead of
+    touching a new array; the rule then returns ``out``. Without it the rule returns a new value.
+    """
+    k = 2.0 * _uniform(g)
+    return k * x if out is None else np.multiply(k, x, out=out)
 
 
 def _sub_vjp_y(g: Any, ans: Any, x: Any, y: Any) -> Any:
@@ -189,20 +195,26 @@ def _sub_vjp_y(g: Any, ans: Any, x: Any, y: Any) -> Any:
     return -_total(g) if _scalar_under_array(y, ans) else -g
 
 
-def _mul_vjp_x(g: Any, ans: Any, x: Any, y: Any) -> Any:
+def _mul_vjp_x(g: Any, ans: Any, x: Any, y: Any, *, out: np.ndarray | None = None) -> Any:
     """d/dx of x * y is y: the cotangent is g * y (for a scalar x, <g, y> in one pass)."""
-    return _dot(g, y) if _scalar_under_array(x, ans) else g * y
+    if _scalar_under_array(x, ans):
+        return _dot(g, y)
+    return g * y if out is None else np.multiply(g, y, out=out)
 
 
-def _mul_vjp_y(g: Any, ans: Any, x: Any, y: Any) -> Any:
+def _mul_vjp_y(g: Any, ans: Any, x: Any, y: Any, *, out: np.ndarray | None = None) -> Any:
     """d/dy of x * y is x: the cotangent is g * x (for a scalar y, <g, x> in one pass)."""
-    return _dot(g, x) if _scalar_under_array(y, ans) else g * x
+    if _scalar_under_array(y, ans):
+        return _dot(g, x)
+    return g * x if out is None else np.multiply(g, x, out=out)
 
 
-def _div_vjp_x(g: Any, ans: Any, x: Any, y: Any) -> Any:
+def _div_vjp_x(g: Any, ans: Any, x: Any, y: Any, *, out: np.ndarray | None = None) -> Any:
     """d/dx of x / y is 1 / y: for a scalar y, g times the one reciprocal (a product per element, not
     a division)."""
-    return g * (1.0 / y) if _ndim(y) == 0 else g / y
+    if _ndim(y) == 0:
+        return g * (1.0 / y) if out is None else np.multiply(g, 1.0 / y, out=out)
+    return g / y if out is None else np.divide(g, y, out=out)
 
 
 def _div_vjp_y(g: Any, ans: Any, x: Any, y: Any) -> Any:

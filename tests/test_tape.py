@@ -3,6 +3,7 @@ re-tracing on new data shapes, a steady state that does not grow, and the replay
 and sum-of-squares fusion, which must give what the plain interpreter gives."""
 
 import dataclasses
+import functools
 import re
 import tracemalloc
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from engines.primitives import ALL_PRIMITIVES, PRIMITIVES, _div_vjp_x, _square_vjp, _sub_vjp_y
 from engines.tape import ControlFlowError, Eqn, Literal, Program, ProgramCache, Var, check_program, trace
-from engines.tape_engine import Replay, TapeEngine, _rule_reads
+from engines.tape_engine import _MIN_BUFFERED, Replay, TapeEngine, _rule_reads
 from engines.tape_grad import gradient_program
 from harness.correctness import check_cell
 from problems import PROBLEMS
@@ -245,7 +246,7 @@ def test_rule_reads_names_the_operands_a_rule_loads():
 
 
 @pytest.mark.parametrize("name", list(PROBLEMS))
-@pytest.mark.parametrize("n", [10, 200])
+@pytest.mark.parametrize("n", [10, 200, 5000])
 def test_shared_buffers_and_fusion_match_the_plain_replay(name, n):
     """Every problem at every check point, twice in a row: a buffer handed to two live values
     would change a value or a gradient element."""
@@ -308,16 +309,19 @@ def q_slot(program: Program) -> int:
     )
 
 
-def test_buffers_are_shared_only_between_values_whose_lives_do_not_overlap():
+@pytest.mark.parametrize("n", [50, 5000])
+def test_buffers_are_shared_only_between_values_whose_lives_do_not_overlap(n):
+    """At n = 5000 the cotangents are written into buffers too (``_MIN_BUFFERED``)."""
     from problems.base import Block
 
     rng = np.random.default_rng(0)
-    data = {"x": rng.uniform(-1.0, 1.0, 50), "X": rng.standard_normal((50, 3))}
+    data = {"x": rng.uniform(-1.0, 1.0, n), "X": rng.standard_normal((n, 3))}
     blocks = [Block("mu", ()), Block("s", ()), Block("beta", (3,))]
     program = trace(_tangled, blocks, data, "tangled")
     fast, plain = Replay(program, data), _plain(program, data)
     shared = sorted(len(slots) for slots in _buffered_slots(fast).values() if len(slots) > 1)
     assert shared == [2, 2, 3], "u, u + s and v share one buffer; hp and hq one; r2 and r2 - 1 one"
+    assert (fast.cotangent_buffers > 0) == (n >= _MIN_BUFFERED)
     squares = {e.out.slot: k for k, e in enumerate(program.eqns) if e.prim.name == "square"}
     assert len(squares) == 3 and len(fast.fused) == 2 and squares[q_slot(program)] not in fast.fused.values()
     for theta in (np.array([0.3, 0.2, 1.0, -1.0, 0.5]), np.array([-0.4, 0.7, 0.0, 2.0, -0.3])):
@@ -340,7 +344,7 @@ def test_normal_fuses_its_sum_of_squares_into_one_dot_product():
     names = [getattr(fn, "__name__", "") for fn, *_ in replay.forward_steps]
     assert "vdot" in names and "square" not in names and "sum" not in names
     assert len(replay.forward_steps) == len(program.eqns) - 1
-    square_pulls = [p for p in replay.pulls if p[0] is _square_vjp]
+    square_pulls = [p for p in replay.pulls if getattr(p[0], "func", p[0]) is _square_vjp]
     assert [p[1] for p in square_pulls] == [program.eqns[sum_k].out.slot]  # pulled with the sum's g
     assert not any(p[0] is PRIMITIVES["sum"].vjps[0] for p in replay.pulls)
     for theta in problem.check_points(n).values():
@@ -348,3 +352,25 @@ def test_normal_fuses_its_sum_of_squares_into_one_dot_product():
         ref_value, ref_grad = problem.reference(theta, data)
         assert value == pytest.approx(ref_value, rel=1e-12)
         np.testing.assert_allclose(grad, ref_grad, rtol=1e-10)
+
+
+def test_normal_writes_its_cotangents_into_one_buffer_reused_on_every_call():
+    """At n >= ``_MIN_BUFFERED``, z's cotangent (the square's rule) and then y - mu's (the division's
+    rule, over z's once the rule for sigma has read it) are written into one preallocated array,
+    the same on every call; the gradient stays the reference's."""
+    problem, n = PROBLEMS["normal"], 5000
+    data = problem.make_data(n, 0)
+    program = _program("normal", n)
+    replay = Replay(program, data)
+    assert replay.cotangent_buffers == 1
+    buffered = [p for p in replay.pulls if isinstance(p[0], functools.partial)]
+    assert [p[0].func for p in buffered] == [_square_vjp, _div_vjp_x]
+    assert buffered[0][0].keywords["out"] is buffered[1][0].keywords["out"]
+    cotangents = []
+    for theta in problem.check_points(n).values():
+        value, grad = replay.value_and_grad(theta)
+        cotangents.append({id(replay.adj[p[4]]) for p in buffered})
+        ref_value, ref_grad = problem.reference(theta, data)
+        assert value == pytest.approx(ref_value, rel=1e-12)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-10)
+    assert all(c == {id(buffered[0][0].keywords["out"])} for c in cotangents)
