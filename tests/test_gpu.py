@@ -54,16 +54,6 @@ def engine(cls: type[GpuEngine] = GpuEngine, **launch: Any) -> GpuEngine:
     return cls(simulator_ok=True, **({"threads": 4, "max_blocks": 2} | launch))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _fast_thread_switching():
-    """The simulator's threads meet at barriers; Python's default 5 ms switch interval makes each
-    barrier cost milliseconds. A short interval makes the simulator several times faster."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)
-    yield
-    sys.setswitchinterval(before)
-
-
 def _source(name: str, cls: type[GpuEngine] = GpuEngine, n: int = 20) -> str:
     problem = PROBLEMS[name]
     return cls().generated_source(problem, problem.make_data(n, 0))
