@@ -12,8 +12,8 @@ float64 is enabled (``jax_enable_x64``) for the whole process when the adapter f
 correctness gate asks for rho <= 1e-9, which float32 cannot meet. Data arrays are placed on the device
 once in ``prepare`` and passed to the compiled function as arguments (not baked into the program as
 constants); index arrays stay integer. Each call hands theta over as NumPy and JAX moves it to the
-device the data are committed to (an explicit ``device_put`` per call costs about 35 us more at
-n = 10); the call then waits for the result (``block_until_ready``: JAX dispatch is asynchronous, so
+device the data are committed to (an explicit ``device_put`` per call only adds dispatch work at
+small n); the call then waits for the result (``block_until_ready``: JAX dispatch is asynchronous, so
 without it the timer would stop before the work is done) and hands back NumPy float64.
 Threads: see ``engines.threads.set_xla_threads``.
 JAX is imported on first use, so that listing engines does not pay for it.

@@ -33,7 +33,8 @@ the table):
 - Cotangent buffers. A rule that takes ``out`` (square, mul, div) writes an array cotangent of at
   least ``_MIN_BUFFERED`` elements into a buffer planned the same way over the reverse sweep, and a
   division's rule may write over the cotangent it reads (normal: one n-long array for the whole
-  reverse pass instead of two new ones per call; tape/manual at n = 1e5 from 2.2x to 2.0x).
+  reverse pass instead of two new ones per call: at n >= 1e5 the cost is writing memory, so this is
+  what brings it near manual's; ``adtiers bench --engines manual,tape`` shows the ratio).
 - Fusion of ``sum(square(v))`` when the sum is the square's only consumer: forward, one ``vdot(v, v)``
   (one pass, no n-long output); reverse, the table's square rule applied to the sum's cotangent, a
   scalar, which is what the sum rule's broadcast of that scalar would have handed it.
