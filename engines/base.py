@@ -26,6 +26,7 @@ TIERS = {
     "2": "compiled",
     "framework": "framework",
     "baseline": "hand-written",
+    "floor": "harness floor (no AD)",
 }
 
 
@@ -81,6 +82,10 @@ class Engine:
     description: str = ""
     tolerance: float = 1e-9
     memory_method: str = "tracemalloc"
+    floor: bool = False
+    counter_unsupported: str | None = None
+    """Why ``adtiers bench --counter instructions`` cannot count this engine (None: it can)."""
+    """True only for the harness floor (``null``): timed for scale, never checked, ranked or tiered."""
 
     def unavailable(self) -> str | None:
         """``None`` when the engine can run here, else the reason it cannot (shown by ``adtiers list``)."""

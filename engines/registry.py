@@ -36,6 +36,7 @@ BUILTIN: dict[str, str] = {
     "torch": "engines.torch_engine:TorchEngine",
     "torch-compile": "engines.torch_engine:TorchCompileEngine",
     "torch-cuda": "engines.torch_engine:TorchCudaEngine",
+    "null": "engines.null:NullEngine",
 }
 
 

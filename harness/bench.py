@@ -1,15 +1,36 @@
 """``adtiers bench``: time every engine on every problem and size into one results file.
 
-The matrix is problems x engines x sizes. Each engine's cells run in a worker process
-(``harness.worker``) under a watchdog; each cell is prepared, checked against the reference, and
-only then timed (``harness.cell``). The parent alone writes the results file, atomically, after
-every cell, so a crash or a kill loses at most the cell in flight.
+The matrix is problems x engines x sizes. Each cell is prepared, checked against the reference,
+and only then timed (``harness.cell``), in a worker process under a watchdog (``harness.worker``).
 
-The budget rule: a cell whose single steady call exceeds ``--budget`` seconds is ``over_budget``,
-and the larger sizes of that (engine, problem) are recorded as ``skipped`` with the reason, never
-dropped; a cell that overruns the watchdog counts the same way. An unavailable engine gets an
-``unavailable`` cell for each (problem, n) with its reason. Ctrl-C stops the worker, marks the run
-``interrupted``, keeps the finished cells and exits 130.
+**Replicates, interleaved.** What changes between two runs of the same code (where a process's
+arrays and JIT-compiled code land, its core and neighbour load, the machine's drift over minutes)
+is fixed within one process, so rounds from one process cannot show it. The run is therefore made
+of ``--processes`` passes over the whole matrix; each pass starts a fresh worker per engine, and
+within a pass the engines of one (problem, n) follow each other (in an order rotated from group to
+group and pass to pass), so drift hits every engine alike and every cell's processes are spread
+over the whole run. A cell's statistics are those of its processes (``harness.replicates``). Disk
+caches (numba, inductor, our generated code) spare later passes the compilation; ``first_call_s``
+is the first pass's, ``first_calls_s`` every pass's.
+
+**Budget.** A cell whose single steady call exceeds ``--budget`` seconds in the first pass is
+``over_budget`` and the larger sizes of that (engine, problem) are ``skipped``, with the reason; a
+cell that overruns the watchdog counts the same way. An unavailable engine gets an ``unavailable``
+cell for each (problem, n) with its reason. A later pass re-measures only cells that were ``ok``;
+a later process that fails or errs makes the cell fail or err, naming the process.
+
+**The harness floor.** The ``null`` engine (no AD; ``engines.null``) is timed in every run at every
+size unless ``--no-floor``: the cost of the timed call path itself.
+
+**Drift.** Before every (problem, n) group of every pass the parent times a fixed workload
+(``harness.calibration``); the samples go into the file's ``calibration`` section.
+
+**Counters.** ``--counter instructions`` replaces the timings by callgrind instruction counts of
+the steady-state calls (``harness.counters``): deterministic, for a CI gate that noise cannot trip.
+
+The parent alone writes the results file, atomically, after every measurement, so a crash or a
+kill loses at most the measurement in flight. Ctrl-C stops the workers, marks the run
+``interrupted``, keeps what was measured and exits 130.
 """
 
 from __future__ import annotations
@@ -22,9 +43,12 @@ from pathlib import Path
 from typing import Any
 
 from engines.base import Engine
-from harness import machine
+from engines.registry import get_engine
+from harness import calibration, machine
 from harness import threads as thread_settings
 from harness.cell import CellSettings
+from harness.extras import run_extras
+from harness.replicates import add_process
 from harness.results import CELL_FIELDS, SCHEMA, write_atomic
 from harness.selection import UsageError, parse_sizes, select_engines, select_problems
 from harness.summary import format_seconds, format_size, tables
@@ -33,10 +57,17 @@ from harness.worker import Worker, WorkerFailure
 
 DEFAULT_SIZES = [10, 100, 1_000, 10_000, 100_000, 1_000_000]
 QUICK_SIZES = [10, 1_000]
-TIMING = TimingSettings(max_time=0.2, min_rounds=5)
-QUICK_TIMING = TimingSettings(max_time=0.03, min_rounds=3)
+TIMING = TimingSettings(max_time=0.06, min_rounds=5, slow_rounds=2)
+QUICK_TIMING = TimingSettings(max_time=0.015, min_rounds=3, slow_rounds=2)
+PROCESSES, QUICK_PROCESSES, COUNTER_PROCESSES = 5, 3, 1
+"""Worker processes per cell. Timing per process is short because the processes, not the rounds,
+carry what a rerun varies; counts are deterministic, so one process is enough for them."""
 DEFAULT_BUDGET_S = 2.0
+COUNTER_BUDGET_S = 120.0
+"""Under callgrind a call runs some 50x slower: the budget rule guards wall time, so it is wider there."""
 FIT_N, QUICK_FIT_N = 1000, 100
+COUNTERS = ("instructions",)
+FLOOR = "null"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,6 +102,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="size of the end-to-end fit per engine and problem (default 1000; --quick: 100; 0: no fits)",
     )
     p.add_argument("--no-probes", action="store_true", help="skip the flexibility probes")
+    p.add_argument(
+        "--processes",
+        type=int,
+        help=f"worker processes per cell, interleaved over the run (default {PROCESSES}; --quick: "
+        f"{QUICK_PROCESSES}; --counter: {COUNTER_PROCESSES})",
+    )
+    p.add_argument(
+        "--counter",
+        choices=COUNTERS,
+        help="count instructions of the steady-state calls under valgrind's callgrind instead of timing "
+        "them (deterministic; default sizes 10,1e3)",
+    )
+    p.add_argument("--no-floor", action="store_true", help="do not time the harness floor (the null engine)")
     p.add_argument("--out", help="results file (default results/<utc-timestamp>-<machine>.json)")
     p.set_defaults(func=run)
 
@@ -96,16 +140,34 @@ def in_shard(index: int, shard: tuple[int, int] | None) -> bool:
 def run(args: argparse.Namespace) -> int:
     problems = select_problems(args.problems)
     engines = select_engines(args.engines)
-    sizes = sorted(set(parse_sizes(args.sizes, QUICK_SIZES if args.quick else DEFAULT_SIZES)))
+    if not args.no_floor and all(e.name != FLOOR for e in engines):
+        engines.append(get_engine(FLOOR))
+    counting = args.counter is not None
+    sizes = sorted(set(parse_sizes(args.sizes, QUICK_SIZES if args.quick or counting else DEFAULT_SIZES)))
     if args.threads < 1:
         raise UsageError(f"--threads {args.threads}: the thread count must be a positive integer")
-    if not args.budget > 0:
-        raise UsageError(f"--budget {args.budget:g}: the budget must be a positive number of seconds")
-    timeout = args.cell_timeout if args.cell_timeout is not None else max(120.0, 30.0 * args.budget)
+    budget = COUNTER_BUDGET_S if counting and args.budget == DEFAULT_BUDGET_S else args.budget
+    if not budget > 0:
+        raise UsageError(f"--budget {budget:g}: the budget must be a positive number of seconds")
+    default_timeout = max(120.0, 30.0 * budget) * (10 if counting else 1)
+    timeout = args.cell_timeout if args.cell_timeout is not None else default_timeout
     if not timeout > 0:
         raise UsageError(f"--cell-timeout {timeout:g}: the watchdog must be a positive number of seconds")
+    processes = args.processes
+    if processes is None:
+        processes = COUNTER_PROCESSES if counting else QUICK_PROCESSES if args.quick else PROCESSES
+    if processes < 1:
+        raise UsageError(f"--processes {processes}: at least one worker process per cell")
+    if counting:
+        from harness.counters import counter_missing
+
+        missing = counter_missing(args.counter)
+        if missing:
+            raise UsageError(f"--counter {args.counter}: {missing}")
     shard = parse_shard(args.shard)
     fit_n = args.fit_n if args.fit_n is not None else (QUICK_FIT_N if args.quick else FIT_N)
+    if counting and args.fit_n is None:
+        fit_n = 0  # a fit's wall time under valgrind means nothing
     if fit_n < 0:
         raise UsageError(f"--fit-n {fit_n}: a size, or 0 for no fits")
     bench = Bench(
@@ -114,12 +176,15 @@ def run(args: argparse.Namespace) -> int:
         sizes,
         shard=shard,
         fit_n=fit_n,
-        probes=not args.no_probes,
+        probes=not args.no_probes and not counting,
         threads=args.threads,
-        cell=CellSettings(budget_s=args.budget, timing=QUICK_TIMING if args.quick else TIMING),
+        cell=CellSettings(
+            budget_s=budget, timing=QUICK_TIMING if args.quick else TIMING, counter=args.counter
+        ),
         cell_timeout=timeout,
         quick=args.quick,
         out=args.out,
+        processes=processes,
     )
     return bench.run()
 
@@ -144,10 +209,12 @@ class Bench:
         shard: tuple[int, int] | None = None,
         fit_n: int = 0,
         probes: bool = False,
+        processes: int = 1,
     ):
         self.problems, self.engines, self.sizes = problems, engines, sizes
         self.shard, self.fit_n, self.probes = shard, fit_n, probes
         self.threads, self.cell, self.cell_timeout = threads, cell, cell_timeout
+        self.processes = processes
         self.env = thread_settings.thread_environment(threads)
         started = _now()
         described = machine.describe(thread_settings.describe(threads))
@@ -177,6 +244,9 @@ class Bench:
                 "fit_n": fit_n,
                 "probes": probes,
                 "cell_timeout_s": cell_timeout,
+                "processes": processes,
+                "order": "passes of fresh workers; the engines of one (problem, n) interleaved, order rotated",
+                "counter": cell.counter,
                 "max_time_s": cell.timing.max_time,
                 "min_time_s": cell.timing.min_time,
                 "min_rounds": cell.timing.min_rounds,
@@ -184,13 +254,18 @@ class Bench:
                 "timer": "time.perf_counter (pytest-benchmark BenchmarkFixture)",
             },
             "engines": {},
+            "calibration": {"workload": calibration.DESCRIPTION, "samples": []},
             "cells": [],
             "fits": [],
             "probes": [],
         }
         self.start = time.monotonic()
-        self.pending: set[tuple[str, str, int]] = set()
+        self.pending: set[tuple[str, str, int, int]] = set()
         self.seconds: dict[tuple[str, int], list[float]] = {}
+        self.cells: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self.raw: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self.blocked: dict[tuple[str, str], str] = {}  # (engine, problem): why its larger sizes are skipped
+        self.broken: dict[str, str] = {}  # engine: why its worker cannot start
 
     # ---- writing -------------------------------------------------------------------------
     def save(self) -> None:
@@ -207,20 +282,30 @@ class Bench:
             machine=self.doc["machine"]["id"],
             run=self.doc["run"]["id"],
             threads=self.threads,
+            counter=self.cell.counter,
         )
         cell.update(fields)
         self.doc["cells"].append(cell)
-        self.save()
+        self.cells[(engine.name, problem.name, n)] = cell
         return cell
 
     # ---- the loop ------------------------------------------------------------------------
+    def availability(self, engine: Engine) -> tuple[str, str | None]:
+        """``("ok", None)``, or the status and reason why ``engine`` cannot run in this run."""
+        try:
+            reason = engine.unavailable()
+        except Exception as err:  # noqa: BLE001 -- a broken availability check is a reason, not a crash
+            return "unavailable", f"unavailable() raised {type(err).__name__}: {err}"
+        if reason is not None:
+            return "unavailable", reason
+        if self.cell.counter and engine.counter_unsupported:
+            return "unsupported", f"no {self.cell.counter} counts: {engine.counter_unsupported}"
+        return "ok", None
+
     def run(self) -> int:
-        plan = []
+        available, refused = [], {}
         for engine in self.engines:
-            try:
-                reason = engine.unavailable()
-            except Exception as err:  # noqa: BLE001 -- a broken availability check is a reason, not a crash
-                reason = f"unavailable() raised {type(err).__name__}: {err}"
+            status, reason = self.availability(engine)
             self.doc["engines"][engine.name] = {
                 "tier": engine.tier,
                 "description": engine.description,
@@ -229,16 +314,19 @@ class Bench:
                 "memory_method": engine.memory_method,
                 "tolerance": engine.tolerance,
             }
-            plan.append((engine, reason))
+            if reason is None:
+                available.append(engine)
+            else:
+                refused[engine.name] = status
         self.pending = {
-            (e.name, p.name, n)
-            for e, reason in plan
-            if reason is None
+            (e.name, p.name, n, k)
+            for e in available
             for p in self.series(e)
             for n in self.sizes
+            for k in range(self.processes)
         }
         self.total = len(self.pending)
-        print(f"adtiers bench: writing {self.path}", flush=True)
+        print(f"adtiers bench: writing {self.path} ({self.processes} processes per cell)", flush=True)
         self.save()
 
         previous = signal.getsignal(signal.SIGTERM)
@@ -247,11 +335,15 @@ class Bench:
         except ValueError:  # not the main thread: leave SIGTERM alone
             previous = None
         try:
-            for engine, reason in plan:
-                if reason is not None:
-                    self.record_unavailable(engine, reason)
-                else:
-                    self.run_engine(engine)
+            for engine in self.engines:
+                if engine.name in refused:
+                    reason = self.doc["engines"][engine.name]["reason"]
+                    self.record_unavailable(engine, refused[engine.name], reason)
+            for k in range(self.processes):
+                self.run_pass(k, available)
+            for engine in available:
+                if engine.name not in self.broken:
+                    run_extras(self, engine)
         except KeyboardInterrupt:
             return self.finish("interrupted")
         finally:
@@ -264,117 +356,94 @@ class Bench:
         e = self.engines.index(engine)
         return [p for k, p in enumerate(self.problems) if in_shard(e * len(self.problems) + k, self.shard)]
 
-    def record_unavailable(self, engine: Engine, reason: str) -> None:
+    def record_unavailable(self, engine: Engine, status: str, reason: str) -> None:
         for problem in self.series(engine):
             for n in self.sizes:
-                self.add(engine, problem, n, {"status": "unavailable", "reason": reason})
-        print(f"{engine.name}: unavailable ({reason})", flush=True)
+                self.add(engine, problem, n, {"status": status, "reason": reason})
+        self.save()
+        print(f"{engine.name}: {status} ({reason})", flush=True)
 
-    def run_engine(self, engine: Engine) -> None:
-        worker = Worker(engine, self.threads, self.cell, self.env)
-        broken: str | None = None
+    def run_pass(self, k: int, engines: list[Engine]) -> None:
+        """Pass ``k``: a fresh worker per engine; every (problem, n) in turn, its engines interleaved."""
+        workers: dict[str, Worker] = {}
+        group = 0
         try:
-            for problem in self.series(engine):
-                blocked: str | None = None
-                for n in self.sizes:
-                    if broken or blocked:
-                        cell = self.add(
-                            engine,
-                            problem,
-                            n,
-                            {"status": "error" if broken else "skipped", "reason": broken or blocked},
-                        )
-                        self.progress(cell, measured=False)
-                        continue
-                    t0 = time.monotonic()
-                    try:
-                        fields = worker.measure(problem, n, self.cell_timeout)
-                    except WorkerFailure as failure:
-                        fields = {"status": "error", "reason": str(failure)}
-                        if failure.kind == "start":
-                            broken = str(failure)
-                        elif failure.kind == "timeout":
-                            blocked = f"n={format_size(n)} timed out after {self.cell_timeout:g} s"
-                    fields["cell_s"] = time.monotonic() - t0
-                    if fields["status"] == "over_budget":
-                        blocked = (
-                            f"n={format_size(n)} over budget "
-                            f"({fields['call_s']:.1f} s > {self.cell.budget_s:g} s)"
-                        )
-                    cell = self.add(engine, problem, n, fields)
-                    self.progress(cell, measured=True)
+            for problem in self.problems:
+                here = [e for e in engines if problem in self.series(e)]
+                for n in self.sizes if here else []:
+                    now = round(time.monotonic() - self.start, 3)
+                    self.doc["calibration"]["samples"].append([now, calibration.sample()])
+                    shift = (group + k) % len(here)
+                    group += 1
+                    for engine in here[shift:] + here[:shift]:
+                        if engine.name not in workers:
+                            workers[engine.name] = Worker(
+                                engine, self.threads, self.cell, self.env, counter=self.cell.counter
+                            )
+                        self.measure(workers[engine.name], engine, problem, n, k)
         finally:
-            worker.stop()
-        self.run_extras(engine)
+            for worker in workers.values():
+                worker.stop()
 
-    def run_extras(self, engine: Engine) -> None:
-        """End-to-end fits and flexibility probes, in a fresh worker: a fit's time includes the
-        engine's first call (tracing, compiling) as a user meets it, not warmed by the cells."""
-        series = self.series(engine)
-        probing = self.probes and engine.tier != "baseline" and bool(series) and series[0] is self.problems[0]
-        if not (self.fit_n and series) and not probing:
+    def measure(self, worker: Worker, engine: Engine, problem: Any, n: int, k: int) -> None:
+        """Process ``k``'s measurement of one cell: recorded in the first pass, merged in later ones."""
+        key = (engine.name, problem.name, n)
+        cell = self.cells.get(key)
+        if k > 0:
+            if cell is None or cell["status"] != "ok" or engine.name in self.broken:
+                self.pending.discard((*key, k))
+                return  # only cells that were ok are measured again, by a worker that starts
+        elif why := self.broken.get(engine.name) or self.blocked.get((engine.name, problem.name)):
+            status = "error" if engine.name in self.broken else "skipped"
+            self.drop_pending(key)
+            cell = self.add(engine, problem, n, {"status": status, "reason": why})
+            self.save()
+            self.progress(cell, k, cell)
             return
-        worker = Worker(engine, self.threads, self.cell, self.env)
+        t0 = time.monotonic()
         try:
-            for problem in series if self.fit_n else []:
-                record = self._ask(worker, ("fit", problem, self.fit_n), f"fit {problem.name} n={self.fit_n}")
-                record = {
-                    "problem": problem.name,
-                    "engine": engine.name,
-                    "tier": engine.tier,
-                    "n": self.fit_n,
-                    **record,
-                }
-                self.doc["fits"].append(record)
-                self.save()
-                shown = (
-                    f"{format_seconds(record['fit_s'])}, {record['gradient_evaluations']} gradients"
-                    if record["status"] == "ok"
-                    else f"{record['status']}: {record['reason']}"
-                )
-                print(
-                    f"        fit    {problem.name:<13} {engine.name:<14} n={format_size(self.fit_n):<6} {shown}",
-                    flush=True,
-                )
-            if probing:
-                from harness.probes import PROBES
-
-                for name in PROBES:
-                    outcome = self._ask(worker, ("probe", name), f"probe {name}")
-                    self.doc["probes"].append({"probe": name, "engine": engine.name, **outcome})
-                self.save()
-                print(
-                    f"        probes {engine.name}: "
-                    + ", ".join(
-                        f"{p['probe']} {p['outcome']}"
-                        for p in self.doc["probes"]
-                        if p["engine"] == engine.name
-                    ),
-                    flush=True,
-                )
-        finally:
-            worker.stop()
-
-    def _ask(self, worker: Worker, request: tuple, doing: str) -> dict[str, Any]:
-        try:
-            return worker.ask(request, self.cell_timeout, doing)
+            fields = worker.measure(problem, n, self.cell_timeout)
         except WorkerFailure as failure:
-            return {"status": "error", "outcome": "error", "reason": str(failure), "detail": str(failure)}
+            fields = {"status": "error", "reason": str(failure)}
+            if failure.kind == "start":
+                self.broken[engine.name] = str(failure)
+            elif failure.kind == "timeout":
+                self.blocked[(engine.name, problem.name)] = (
+                    f"n={format_size(n)} timed out after {self.cell_timeout:g} s"
+                )
+        fields["cell_s"] = time.monotonic() - t0
+        self.seconds.setdefault((engine.name, n), []).append(fields["cell_s"])
+        if fields["status"] == "over_budget" and k == 0:
+            self.blocked[(engine.name, problem.name)] = (
+                f"n={format_size(n)} over budget ({fields['call_s']:.1f} s > {self.cell.budget_s:g} s)"
+            )
+        if cell is None:
+            cell = self.add(engine, problem, n, {})
+        add_process(cell, self.raw.setdefault(key, {}), fields, k)
+        if cell["status"] != "ok":
+            self.drop_pending(key)
+        self.save()
+        self.progress(cell, k, fields)
 
-    def progress(self, cell: dict[str, Any], measured: bool) -> None:
-        """One line per finished cell: count, elapsed, estimated time left, and the outcome."""
-        self.pending.discard((cell["engine"], cell["problem"], cell["n"]))
-        if measured:
-            self.seconds.setdefault((cell["engine"], cell["n"]), []).append(cell["cell_s"])
+    def drop_pending(self, key: tuple[str, str, int]) -> None:
+        for k in range(self.processes):
+            self.pending.discard((*key, k))
+
+    def progress(self, cell: dict[str, Any], k: int, fields: dict[str, Any]) -> None:
+        """One line per measurement: count, elapsed, estimated time left, process, and the outcome."""
+        self.pending.discard((cell["engine"], cell["problem"], cell["n"], k))
         elapsed = time.monotonic() - self.start
         where = f"{cell['problem']:<13} {cell['engine']:<14} n={format_size(cell['n']):<6}"
-        if cell["status"] == "ok":
+        where += f" p{k + 1}/{self.processes}"
+        if fields["status"] == "ok" and self.cell.counter:
+            outcome = f"ok  vg {fields['vg_instructions']:,.0f} instructions"
+        elif fields["status"] == "ok":
             outcome = (
-                f"ok  vg {format_seconds(cell['vg_median_s'])}  value {format_seconds(cell['value_median_s'])}"
-                f"  first {format_seconds(cell['first_call_s'])}"
+                f"ok  vg {format_seconds(fields['vg_median_s'])}  value {format_seconds(fields['value_median_s'])}"
+                f"  first {format_seconds(fields['first_call_s'])}"
             )
         else:
-            outcome = f"{cell['status']}: {cell['reason']}"
+            outcome = f"{fields['status']}: {fields['reason']}"
         done = self.total - len(self.pending)
         print(
             f"[{done:>4}/{self.total}] {_clock(elapsed)} eta {_clock(self.eta())}  {where} {outcome}",
@@ -382,15 +451,15 @@ class Bench:
         )
 
     def eta(self) -> float:
-        """Seconds left: each pending cell costs what the same engine took at the same size on the
-        problems done so far, or else the mean cell so far (engines differ by orders of magnitude
-        and grow with n, so one global mean would badly underestimate a slow engine's last sizes)."""
+        """Seconds left: each pending measurement costs what the same engine took at the same size
+        so far, or else the mean measurement so far (engines differ by orders of magnitude and grow
+        with n, so one global mean would badly underestimate a slow engine's last sizes)."""
         every = [s for times in self.seconds.values() for s in times]
         if not every:
             return 0.0
         mean = sum(every) / len(every)
         left = 0.0
-        for engine, _, n in self.pending:
+        for engine, _, n, _ in self.pending:
             same = self.seconds.get((engine, n))
             left += sum(same) / len(same) if same else mean
         return left

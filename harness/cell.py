@@ -41,6 +41,9 @@ class CellSettings:
     budget_s: float = 2.0
     timing: TimingSettings = field(default_factory=TimingSettings)
     seed: int = 0
+    counter: str | None = None
+    """``"instructions"``: count the steady-state calls under callgrind instead of timing them."""
+    counted_calls: int = 5
 
 
 DEVICE_SPLIT = ("transfer_s", "kernel_s")
@@ -75,36 +78,49 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
             return cell
 
         step = "check"
-        check = check_cell(engine, problem, n, seed=settings.seed, prepared=prepared, data=data)
-        cell.update(
-            check_rho=check.worst_rho,
-            check_tolerance=check.tolerance,
-            check_point=check.worst_point or None,
-            check_element=check.worst_element or None,
-        )
-        if check.error is not None:
-            cell["reason"] = f"check: {check.error}"
-            cell["traceback"] = check.traceback
-            return cell
-        if not check.passed:
-            cell["status"] = "failed"
-            cell["reason"] = check.describe()
-            return cell
+        if engine.floor:  # the harness floor computes nothing: there is nothing to check
+            check = None
+        else:
+            check = check_cell(engine, problem, n, seed=settings.seed, prepared=prepared, data=data)
+        if check is not None:
+            cell.update(
+                check_rho=check.worst_rho,
+                check_tolerance=check.tolerance,
+                check_point=check.worst_point or None,
+                check_element=check.worst_element or None,
+            )
+            if check.error is not None:
+                cell["reason"] = f"check: {check.error}"
+                cell["traceback"] = check.traceback
+                return cell
+            if not check.passed:
+                cell["status"] = "failed"
+                cell["reason"] = check.describe()
+                return cell
 
-        step = "timing value and gradient"
-        timing = settings.timing
-        vg = time_call("vg", prepared.value_and_grad, theta, settings=timing, expected_s=call_s)
-        step = "timing value"
-        start = time.perf_counter()
-        prepared.value(theta)
-        value_s = time.perf_counter() - start
-        value = time_call("value", prepared.value, theta, settings=timing, expected_s=value_s)
-        for prefix, stats in (("vg", vg), ("value", value)):
-            for key, v in stats.items():
-                cell[f"{prefix}_{key}_s" if key not in ("rounds", "iterations") else f"{prefix}_{key}"] = v
-        cell["grad_ratio"] = vg["median"] / value["median"] if value["median"] > 0 else None
+        if settings.counter is not None:
+            step = f"counting {settings.counter}"
+            _count(cell, prepared, theta, settings)
+        else:
+            step = "timing value and gradient"
+            timing = settings.timing
+            vg = time_call("vg", prepared.value_and_grad, theta, settings=timing, expected_s=call_s)
+            step = "timing value"
+            start = time.perf_counter()
+            prepared.value(theta)
+            value_s = time.perf_counter() - start
+            value = time_call("value", prepared.value, theta, settings=timing, expected_s=value_s)
+            for prefix, stats in (("vg", vg), ("value", value)):
+                for key, v in stats.items():
+                    cell[
+                        f"{prefix}_{key}_s" if key not in ("rounds", "iterations") else f"{prefix}_{key}"
+                    ] = v
+            cell["grad_ratio"] = vg["median"] / value["median"] if value["median"] > 0 else None
 
         step = "memory"
+        if settings.counter is not None:  # tracemalloc would be counted too; memory comes from a timing run
+            cell["status"] = "ok"
+            return cell
         cell["mem_peak_bytes"], cell["mem_method"] = peak_memory(
             engine.memory_method, prepared.value_and_grad, theta
         )
@@ -122,3 +138,13 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
         cell["reason"] = f"{step}: {type(err).__name__}: {err}"
         cell["traceback"] = traceback.format_exc()
         return cell
+
+
+def _count(cell: dict[str, Any], prepared: Any, theta: Any, settings: CellSettings) -> None:
+    """Instructions per steady-state call of value-and-gradient and of the value, by callgrind."""
+    from harness.counters import count_instructions
+
+    calls = settings.counted_calls
+    cell["vg_instructions"] = count_instructions(lambda: prepared.value_and_grad(theta), calls=calls)
+    cell["value_instructions"] = count_instructions(lambda: prepared.value(theta), calls=calls)
+    cell["grad_ratio"] = cell["vg_instructions"] / cell["value_instructions"]

@@ -10,6 +10,8 @@ The file is data. Its layout (``SCHEMA``)::
       "git":      {"commit", "dirty"},
       "settings": {"problems", "engines", "sizes", "threads", "budget_s", "quick", "shard", ...},
       "engines":  {name: {"tier", "description", "available", "reason"}},
+      "calibration": {"workload", "samples": [[seconds into the run, workload seconds], ...]},
+      "stability": (optional) what ``adtiers stability`` measured on this machine,
       "cells":    [flat records, one per (problem, engine, n); fields in CELL_FIELDS]
     }
 
@@ -30,12 +32,13 @@ from typing import Any
 
 SCHEMA = "adtiers-results/1"
 
-STATUSES = ("ok", "failed", "error", "over_budget", "skipped", "unavailable")
+STATUSES = ("ok", "failed", "error", "over_budget", "skipped", "unavailable", "unsupported")
 """A cell's status. Only ``ok`` cells carry timings that count as results:
 ``failed`` the gradient disagreed with the reference (never timed); ``error`` the engine raised or
 hung (``reason`` holds the message); ``over_budget`` a single call exceeded the budget;
 ``skipped`` not run, with the reason (a smaller size was over budget); ``unavailable`` the engine
-cannot run on this machine."""
+cannot run on this machine; ``unsupported`` the engine declares it cannot do this (a counter it
+cannot be measured by), with the reason: not a failure."""
 
 CELL_FIELDS: dict[str, str] = {
     "problem": "problem name",
@@ -53,18 +56,27 @@ CELL_FIELDS: dict[str, str] = {
     "check_element": "element of the worst rho (value or grad[i] (block))",
     "prepare_s": "seconds in prepare (tracing, compiling, moving data)",
     "first_call_s": "prepare plus the first value-and-gradient call, seconds",
-    "vg_median_s": "steady-state value-and-gradient time per call, median over rounds",
-    "vg_q1_s": "first quartile",
-    "vg_q3_s": "third quartile",
+    "first_calls_s": "first_call_s of every process, in pass order (later ones find the disk caches warm)",
+    "processes": "worker processes whose measurements make up the cell (harness.replicates)",
+    "process_notes": "later processes that were not merged, and why (e.g. over budget by noise)",
+    "counter": "null for timings; 'instructions' for callgrind counts",
+    "vg_median_s": "steady-state value-and-gradient time per call: median of the process medians",
+    "vg_q1_s": "first quartile of all rounds pooled",
+    "vg_q3_s": "third quartile of all rounds pooled",
     "vg_iqr_s": "q3 - q1",
     "vg_min_s": "fastest round",
     "vg_mean_s": "mean",
     "vg_stddev_s": "standard deviation",
-    "vg_ci_low_s": "bootstrap 95% interval of the median, low end",
+    "vg_ci_low_s": "95% interval of the median, low end: hierarchical bootstrap (processes, then rounds)",
     "vg_ci_high_s": "high end",
-    "vg_rounds": "rounds timed",
-    "vg_iterations": "calls per round",
-    "vg_samples_s": "per-call time of each round (the raw samples)",
+    "vg_rounds": "rounds timed, all processes",
+    "vg_iterations": "calls per round (the fewest of any process)",
+    "vg_samples_s": "per-call time of each round (the raw samples), process after process",
+    "vg_process_rounds": "rounds of each process, to split vg_samples_s back into processes",
+    "vg_process_medians_s": "each process's median",
+    "vg_spread": "(largest - smallest process median) / median; over 0.10 the report flags the cell",
+    "vg_instructions": "--counter instructions: instructions per value-and-gradient call (median of processes)",
+    "vg_process_instructions": "each process's count",
     "value_median_s": "value-only time per call, median",
     "value_q1_s": "",
     "value_q3_s": "",
@@ -77,7 +89,12 @@ CELL_FIELDS: dict[str, str] = {
     "value_rounds": "",
     "value_iterations": "",
     "value_samples_s": "",
-    "grad_ratio": "vg_median_s / value_median_s: the cost of the gradient over the function",
+    "value_process_rounds": "",
+    "value_process_medians_s": "",
+    "value_spread": "",
+    "value_instructions": "instructions per value-only call",
+    "value_process_instructions": "",
+    "grad_ratio": "vg_median_s / value_median_s (or of counts): the cost of the gradient over the function",
     "mem_peak_bytes": "peak extra memory of one steady-state value-and-gradient call",
     "mem_method": "how mem_peak_bytes was measured (tracemalloc, rss, a framework's counters)",
     "graph_size": "graph nodes or tape equations, where the engine exposes them",

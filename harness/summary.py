@@ -2,7 +2,10 @@
 
 Reads a loaded results document only (never an engine), like the report. A cell shows its median
 value-and-gradient time when ``ok``; otherwise its status in brief, because a failed or unfinished
-cell has no time to show. ``*`` marks the fastest ``ok`` engine at each size.
+cell has no time to show. ``*`` marks the fastest ``ok`` engine at each size, never the harness floor (``null``, tier
+``floor``), which computes nothing and is shown for scale. A run of ``--counter instructions``
+shows instructions per call instead of times; ``!`` marks a cell whose processes disagree by more
+than 10% (``harness.replicates``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,27 @@ BRIEF = {
     "over_budget": "over budget",
     "skipped": "skipped",
     "unavailable": "n/a",
+    "unsupported": "unsupported",
 }
+
+
+def measure(cell: dict[str, Any]) -> float | None:
+    """The cell's figure: instructions per call in a counting run, else the median time."""
+    return cell.get("vg_instructions") if cell.get("counter") else cell.get("vg_median_s")
+
+
+def format_measure(cell: dict[str, Any]) -> str:
+    if cell.get("counter"):
+        value = cell.get("vg_instructions")
+        return "–" if value is None else f"{value / 1e3:,.1f}k"
+    return format_seconds(cell.get("vg_median_s"))
 
 
 def tables(doc: dict[str, Any]) -> str:
     """One table per problem, engines as rows, sizes as columns."""
     cells = doc["cells"]
+    counting = any(c.get("counter") for c in cells)
+    what = "instructions per value-and-gradient call" if counting else "median value-and-gradient time"
     problems = list(dict.fromkeys(c["problem"] for c in cells))
     engines = list(dict.fromkeys(c["engine"] for c in cells))
     sizes = sorted({int(c["n"]) for c in cells})
@@ -34,14 +52,17 @@ def tables(doc: dict[str, Any]) -> str:
         fastest = {}
         for n in sizes:
             times = [
-                (c["vg_median_s"], e)
+                (measure(c), e)
                 for e in engines
-                if (c := by_key.get((problem, e, n))) and c["status"] == "ok" and c.get("vg_median_s")
+                if (c := by_key.get((problem, e, n)))
+                and c["status"] == "ok"
+                and measure(c)
+                and c.get("tier") != "floor"
             ]
             if times:
                 fastest[n] = min(times)[1]
         header = f"{'engine':<16}" + "".join(f"{'n=' + format_size(n):>{width}}" for n in sizes)
-        out += [f"{problem}: median value-and-gradient time (* fastest)", header, "-" * len(header)]
+        out += [f"{problem}: {what} (* fastest, ! processes disagree > 10%)", header, "-" * len(header)]
         for e in engines:
             row = f"{e:<16}"
             for n in sizes:
@@ -49,10 +70,11 @@ def tables(doc: dict[str, Any]) -> str:
                 if c is None:
                     text = ""
                 elif c["status"] == "ok":
-                    text = format_seconds(c.get("vg_median_s")) + ("*" if fastest.get(n) == e else " ")
+                    mark = "*" if fastest.get(n) == e else "!" if (c.get("vg_spread") or 0) > 0.1 else " "
+                    text = format_measure(c) + mark
                 else:
                     text = BRIEF.get(c["status"], c["status"]) + " "
                 row += f"{text:>{width}}"
-            out.append(row)
+            out.append(row + ("   (the harness floor)" if e == "null" else ""))
         out.append("")
     return "\n".join(out)

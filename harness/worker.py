@@ -116,8 +116,17 @@ LAUNCH = "import sys; from harness.worker import main; main(sys.argv[1:])"
 class Worker:
     """The parent's handle on one engine's worker process."""
 
-    def __init__(self, engine: Engine, threads: int, settings: CellSettings, env: dict[str, str]):
+    def __init__(
+        self,
+        engine: Engine,
+        threads: int,
+        settings: CellSettings,
+        env: dict[str, str],
+        counter: str | None = None,
+    ):
         self.engine, self.threads, self.settings, self.env = engine, threads, settings, env
+        self.counter = counter  # "instructions": the worker runs under callgrind (harness.counters)
+        self.counts_dir: tempfile.TemporaryDirectory | None = None
         self.process: subprocess.Popen | None = None
         self.requests: Connection | None = None
         self.replies: Connection | None = None
@@ -129,10 +138,17 @@ class Worker:
         paths = [p for p in sys.path if p]
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        prefix: list[str] = []
+        if self.counter is not None:
+            from harness import counters
+
+            self.counts_dir = tempfile.TemporaryDirectory(prefix="adtiers-callgrind-")
+            prefix = counters.launch_prefix(self.counts_dir.name)
+            env.update(counters.environment())
         self.stderr = tempfile.TemporaryFile()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", LAUNCH, str(child_reads), str(child_writes), *paths],
+                [*prefix, sys.executable, "-c", LAUNCH, str(child_reads), str(child_writes), *paths],
                 pass_fds=(child_reads, child_writes),
                 stdin=subprocess.DEVNULL,
                 stderr=self.stderr,
@@ -210,7 +226,9 @@ class Worker:
         self.replies.close()
         if self.stderr is not None:
             self.stderr.close()
-        self.process = self.requests = self.replies = self.stderr = None
+        if self.counts_dir is not None:
+            self.counts_dir.cleanup()
+        self.process = self.requests = self.replies = self.stderr = self.counts_dir = None
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+_FLOAT64 = np.dtype(np.float64)
+
 Data = dict[str, Any]
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -100,9 +102,12 @@ class Problem:
     def validate(self, theta: Any, n: int) -> np.ndarray:
         """theta as a float64 vector, or a ValueError naming the problem and the expected layout."""
         expected = self.size(n)
-        # Fast path: this runs on every call of every engine, so it must cost well under a microsecond.
-        if type(theta) is np.ndarray and theta.dtype == np.float64 and theta.shape == (expected,):
-            if np.isfinite(theta).all():
+        # Fast path: this runs on every timed call of every engine (it is most of the harness floor,
+        # the null engine's time), so it must cost well under a microsecond. theta . theta is finite
+        # exactly when every entry is finite, short of overflow beyond 1e154, which the slow path
+        # below then judges entry by entry; one dot costs a quarter of np.isfinite(theta).all().
+        if type(theta) is np.ndarray and theta.dtype is _FLOAT64 and theta.shape == (expected,):
+            if math.isfinite(theta.dot(theta)):
                 return theta
         try:
             arr = np.asarray(theta, dtype=np.float64)

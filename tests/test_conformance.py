@@ -5,6 +5,7 @@ own engine: the correctness matrix at small sizes and every check point, and the
 cases (wrong theta length, non-finite theta, value-only agreeing with value-and-gradient).
 """
 
+import numpy as np
 import pytest
 
 from engines.base import Engine
@@ -13,6 +14,7 @@ from harness.testing import check_engine, contract_failures, correctness_failure
 from problems import PROBLEMS
 
 ENGINES = engine_names()
+AD_ENGINES = [name for name in ENGINES if not get_engine(name).floor]
 
 
 def _engine(name):
@@ -24,10 +26,19 @@ def _engine(name):
 
 
 @pytest.mark.parametrize("problem", list(PROBLEMS))
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", AD_ENGINES)
 def test_engine_agrees_with_reference(engine, problem):
     failures = correctness_failures(_engine(engine), PROBLEMS[problem])
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+def test_the_floor_returns_a_fixed_value_and_gradient_of_the_right_shape(problem):
+    p = PROBLEMS[problem]
+    prepared = get_engine("null").prepare(p, p.make_data(30, 0))
+    value, grad = prepared.value_and_grad(p.true_theta(30))
+    assert AD_ENGINES and "null" not in AD_ENGINES
+    assert value == 0.0 and grad.dtype == np.float64 and grad.shape == (p.size(30),) and not grad.any()
 
 
 @pytest.mark.parametrize("engine", ENGINES)
