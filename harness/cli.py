@@ -18,6 +18,7 @@ COMMANDS = [
     "harness.check",
     "harness.bench",
     "harness.compare_cmd",
+    "harness.stability",
     "harness.report_cmd",
     "harness.show",
     "harness.probe_cmd",

@@ -91,3 +91,30 @@ class BrokenSetupEngine(Engine):
 
     def set_threads(self, threads):
         raise RuntimeError("no thread control here")
+
+
+class NoisyEngine(Engine):
+    """Known noise: each call busy-waits ``base_s`` x ``slowdown`` x a per-process factor.
+
+    The factor is lognormal with sigma ``process_sigma``, drawn once per worker process from its
+    pid: what a rerun varies (layout, core, neighbour) is fixed within a process and differs
+    between processes, as on a real machine. The value and gradient are the reference's.
+    """
+
+    name, tier, description = "noisy", "0", "busy-waits a known time with known per-process noise"
+
+    def __init__(self, base_s: float = 40e-6, slowdown: float = 1.0, process_sigma: float = 0.05):
+        self.base_s, self.slowdown, self.process_sigma = base_s, slowdown, process_sigma
+
+    def _prepare(self, problem, data):
+        import numpy as np
+
+        factor = float(np.random.default_rng(os.getpid()).lognormal(0.0, self.process_sigma))
+        wait = self.base_s * self.slowdown * factor
+
+        def spin() -> None:
+            end = time.perf_counter() + wait
+            while time.perf_counter() < end:
+                pass
+
+        return _reference_prepared(problem, data, spin)

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bench_fakes import (
     BrokenSetupEngine,
@@ -48,22 +49,29 @@ def test_a_tiny_run_loads_into_pandas_with_every_field(monkeypatch, tmp_path, ca
     assert set(doc["git"]) == {"commit", "dirty"}
     assert doc["settings"]["sizes"] == [10, 30] and doc["settings"]["budget_s"] == 2.0
 
+    assert doc["settings"]["processes"] == 3 and doc["settings"]["engines"][-1] == "null"
     frame = to_frame(tmp_path / "run.json")
-    assert len(frame) == 2 * 2 * 2 and set(CELL_FIELDS) <= set(frame.columns)
+    assert len(frame) == 3 * 2 * 2 and set(CELL_FIELDS) <= set(frame.columns)
     assert (frame["status"] == "ok").all() and (frame["run"] == doc["run"]["id"]).all()
-    for _, row in frame.iterrows():
+    floor = frame[frame["engine"] == "null"]
+    assert len(floor) == 4 and floor["check_rho"].isna().all() and (floor["vg_median_s"] > 0).all()
+    for _, row in frame[frame["engine"] != "null"].iterrows():
         assert row["check_rho"] <= row["check_tolerance"]
         assert 0 < row["vg_min_s"] <= row["vg_median_s"] and row["vg_q1_s"] <= row["vg_q3_s"]
         assert row["vg_ci_low_s"] <= row["vg_median_s"] <= row["vg_ci_high_s"]
-        assert len(row["vg_samples_s"]) == row["vg_rounds"] >= 3 and row["vg_iterations"] >= 1
+        assert len(row["vg_samples_s"]) == row["vg_rounds"] == sum(row["vg_process_rounds"]) >= 9
+        assert row["processes"] == 3 and len(row["vg_process_medians_s"]) == 3 and row["vg_iterations"] >= 1
+        assert row["vg_median_s"] == pytest.approx(np.median(row["vg_process_medians_s"]))
+        assert row["vg_spread"] >= 0 and len(row["first_calls_s"]) == 3
         assert row["grad_ratio"] == pytest.approx(row["vg_median_s"] / row["value_median_s"])
         assert row["first_call_s"] >= row["prepare_s"] >= 0 and row["mem_method"] == "tracemalloc"
         assert row["mem_peak_bytes"] > 0
     graph = frame[frame["engine"] == "graph"]
     assert (graph["graph_size_kind"] == "graph_nodes").all() and (graph["graph_size"] > 10).all()
     out = capsys.readouterr().out
-    assert "normal: median value-and-gradient time (* fastest)" in out and "*" in out
-    assert "[   8/8]" in out and "eta" in out
+    assert "normal: median value-and-gradient time (* fastest" in out and "*" in out
+    assert "[  36/36]" in out and "eta" in out and "(the harness floor)" in out
+    assert len(doc["calibration"]["samples"]) == 3 * 2 * 2  # every (problem, n) group of every pass
 
 
 def test_over_budget_skips_the_larger_sizes_with_the_reason(monkeypatch, tmp_path):
@@ -180,7 +188,8 @@ def test_bench_runs_from_a_script_without_a_main_guard(tmp_path):
     out = tmp_path / "run.json"
     script.write_text(
         "from harness.cli import main\n"
-        f"code = main(['bench', '--quick', '--engines', 'manual', '--problems', 'normal', '--out', {str(out)!r}])\n"
+        "code = main(['bench', '--quick', '--engines', 'manual', '--problems', 'normal', '--no-floor',"
+        f" '--out', {str(out)!r}])\n"
         "raise SystemExit(code)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -202,6 +211,7 @@ def test_real_framework_engines_run_in_bench_workers(tmp_path):
             "--quick",
             "--engines",
             "jax,torch",
+            "--no-floor",
             "--problems",
             "normal",
             "--sizes",
@@ -224,7 +234,7 @@ def test_two_shards_hold_exactly_the_cells_of_the_unsharded_run(tmp_path):
         runs[label] = {(c["engine"], c["problem"], c["n"], c["status"]) for c in load(out)["cells"]}
     assert runs["1"] and runs["2"] and not runs["1"] & runs["2"]
     assert runs["1"] | runs["2"] == runs["all"]
-    assert len(runs["all"]) == 3 * 4 * 2
+    assert len(runs["all"]) == 4 * 4 * 2  # the harness floor is a series like any other
 
 
 @pytest.mark.parametrize("shard", ["0/2", "3/2", "1-2", "a/b"])
