@@ -19,8 +19,16 @@ from harness.results import to_frame
 TEXT_COLUMNS = ("problem", "engine", "tier", "machine", "run", "status", "reason", "mem_method")
 KEY = ["machine", "problem", "engine", "n"]
 
-TIER_ORDER = ("baseline", "0", "1", "2", "framework")
-"""Engines are listed by tier (hand-written baselines first, for scale), then by name."""
+TIER_ORDER = ("floor", "baseline", "0", "1", "2", "framework")
+"""Engines are listed by tier (the harness floor and the hand-written baselines first, for scale),
+then by name."""
+LIST_COLUMNS = (
+    "_samples_s",
+    "_process_medians_s",
+    "first_calls_s",
+    "_process_rounds",
+    "_process_instructions",
+)
 
 
 @dataclass
@@ -64,15 +72,25 @@ def cells_frame(docs: list[dict[str, Any]]) -> Cells:
     frame["machine"] = frame["machine"].fillna("unknown machine")
     frame["tier"] = frame["tier"].fillna("?")
     for column in frame.columns:
-        if column.endswith(("_s", "_bytes", "_rounds", "_iterations")) or column in (
-            "n",
-            "grad_ratio",
-            "check_rho",
-            "check_tolerance",
-            "graph_size",
-            "threads",
+        if (
+            column.endswith(("_s", "_bytes", "_rounds", "_iterations"))
+            or column
+            in (
+                "n",
+                "grad_ratio",
+                "check_rho",
+                "check_tolerance",
+                "graph_size",
+                "threads",
+                "vg_spread",
+                "value_spread",
+                "processes",
+                "vg_instructions",
+                "value_instructions",
+            )
+            or column.endswith(LIST_COLUMNS)
         ):
-            if column.endswith("_samples_s"):
+            if column.endswith(LIST_COLUMNS):
                 frame[column] = [_samples(v) for v in frame[column]]
             else:
                 frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)

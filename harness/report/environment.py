@@ -4,7 +4,46 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness import units as fmt
 from harness.report.html import esc, key_values, table
+
+
+def _calibration(doc: dict[str, Any]) -> dict[str, str] | None:
+    """The fixed workload's times over the run: how much the machine itself drifted."""
+    cal = doc.get("calibration")
+    samples = cal.get("samples") if isinstance(cal, dict) else None
+    values = [s[1] for s in samples or [] if isinstance(s, list) and len(s) == 2]
+    values = [float(v) for v in values if isinstance(v, (int, float)) and v > 0]
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    return {
+        "workload": str(cal.get("workload")),
+        "samples": str(len(values)),
+        "median": fmt.seconds(sorted(values)[len(values) // 2]),
+        "range": f"{fmt.seconds(lo)} to {fmt.seconds(hi)} ({hi / lo - 1:.0%} apart)",
+    }
+
+
+def _stability(doc: dict[str, Any]) -> dict[str, str] | None:
+    """What ``adtiers stability`` measured on this machine, where the run carries it."""
+    s = doc.get("stability")
+    if not isinstance(s, dict):
+        return None
+
+    def pct(x: Any) -> str:
+        return f"{x:.0%}" if isinstance(x, (int, float)) else "–"
+
+    within = s.get("within") if isinstance(s.get("within"), dict) else {}
+    return {
+        "A/A pair": f"{s.get('a')} / {s.get('b')}",
+        "cells": str(s.get("cells")),
+        "rerun spread": ", ".join(f"{pct(v)} within ±{esc(k)}" for k, v in within.items()),
+        "machine drift B/A": f"{s.get('drift'):.3f}" if isinstance(s.get("drift"), float) else "–",
+        "compare's false alarms": f"{s.get('flagged')} cells ({pct(s.get('false_alarm_rate'))}; built for "
+        f"{pct(s.get('built_for'))})",
+        "--fail-above 1.5": "passes" if s.get("fail_above_passes") else "fails",
+    }
 
 
 def environment_html(docs: list[dict[str, Any]]) -> str:
@@ -41,7 +80,10 @@ def environment_html(docs: list[dict[str, Any]]) -> str:
                     ("Versions", machine.get("versions")),
                     ("Threads", machine.get("threads")),
                     ("Settings", doc.get("settings")),
+                    ("Machine drift (calibration workload)", _calibration(doc)),
+                    ("Stability (adtiers stability)", _stability(doc)),
                 )
+                if value
             )
             + "</div><h4>Engines</h4>"
             + (

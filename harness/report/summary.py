@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from harness import units as fmt
+from harness.replicates import SPREAD_FLAG
 from harness.report.data import timed
 from harness.report.html import Td, esc, frame_table, table
 from harness.report.tiers import REFERENCE_ENGINE
@@ -22,7 +23,30 @@ RELATIVE_BANDS = (1.1, 2.0, 5.0, 20.0, 100.0)
 
 
 def _ad(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["tier"] != "baseline"]
+    return frame[~frame["tier"].isin(["baseline", "floor"])]
+
+
+def _trust(frame: pd.DataFrame) -> str:
+    """How many timed cells have processes that agree within 10%, and the harness floor's time."""
+    ok = timed(frame)
+    if "vg_spread" not in ok or ok.empty:
+        return ""
+    spreads = pd.to_numeric(ok["vg_spread"], errors="coerce")
+    known = spreads.notna()
+    text = ""
+    if known.any():
+        steady = int((spreads[known] <= SPREAD_FLAG).sum())
+        text += (
+            f" {steady} of {int(known.sum())} timed cells have worker processes that agree within "
+            f"{SPREAD_FLAG:.0%} (the others are marked ! below)."
+        )
+    floor = ok[ok["tier"] == "floor"].sort_values("n")
+    if len(floor):
+        text += (
+            f" The harness floor (the null engine: the timed call path with no AD) is "
+            f"{fmt.seconds(floor['vg_median_s'].iloc[0])} at n = {fmt.size_n(floor['n'].iloc[0])}."
+        )
+    return text
 
 
 def leaders(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -65,6 +89,7 @@ def summary_html(frame: pd.DataFrame) -> str:
         f"{int(counts.get('ok', 0))} of {len(frame)} cells timed"
         + (f"; {', '.join(parts)}." if parts else ".")
     )
+    lead += _trust(frame)
     rows = leaders(frame)
     sentences = []
     for problem in dict.fromkeys(r["problem"] for r in rows):
@@ -103,7 +128,7 @@ def grid_html(frame: pd.DataFrame, engines: list[str]) -> str:
     Cells that are not timed are grey and name their status; their reasons are numbered below.
     """
     notes: dict[tuple[str, str], int] = {}
-    best = timed(frame).groupby(["problem", "n"])["vg_median_s"].min()
+    best = timed(frame[frame["tier"] != "floor"]).groupby(["problem", "n"])["vg_median_s"].min()
     index = {(r.problem, r.n, r.engine): r for r in frame.itertuples(index=False)}
     rows = []
     for problem in dict.fromkeys(frame["problem"]):
@@ -114,8 +139,12 @@ def grid_html(frame: pd.DataFrame, engines: list[str]) -> str:
                 if cell is None:
                     row.append(Td("not run", "na"))
                 elif cell.timed:
-                    rel = cell.vg_median_s / best[(problem, n)]
-                    row.append(Td(f"{fmt.seconds(cell.vg_median_s)} {fmt.ratio(rel)}", band(rel)))
+                    rel = cell.vg_median_s / best.get((problem, n), cell.vg_median_s)
+                    spread = getattr(cell, "vg_spread", None)
+                    mark = " !" if isinstance(spread, float) and spread > SPREAD_FLAG else ""
+                    title = f"worker processes differ by {spread:.0%}" if mark else None
+                    text = f"{fmt.seconds(cell.vg_median_s)} {fmt.ratio(rel)}{mark}"
+                    row.append(Td(text, band(rel), title) if title else Td(text, band(rel)))
                 else:
                     key = (cell.status, cell.reason or "no reason recorded")
                     number = notes.setdefault(key, len(notes) + 1)
@@ -125,9 +154,15 @@ def grid_html(frame: pd.DataFrame, engines: list[str]) -> str:
     legend = table(
         ["time over the row's fastest", *labels], [["colour", *(Td("", f"r{i}") for i in range(6))]]
     )
+    flagged = (
+        f"<p class=muted>! marks a cell whose worker processes' medians differ by more than "
+        f"{SPREAD_FLAG:.0%}: a rerun may well move it that much. The null engine is the harness floor, "
+        "not an AD engine: ratios are to the fastest engine other than it.</p>"
+    )
     items = "".join(f"<li>{esc(status.replace('_', ' '))}: {esc(reason)}</li>" for (status, reason) in notes)
     return (
         legend
+        + flagged
         + table(["problem", "n", *engines], rows, row_headers=2)
         + (f'<ol class="notes">{items}</ol>' if notes else "")
     )

@@ -86,6 +86,8 @@ def tier_table_html(frame: Any, engines: list[str]) -> str:
     tier_engines: dict[str, list[str]] = {t: [] for t in VIGNETTE_TIERS}
     recorded = frame.groupby("engine")["tier"].first()
     for engine in engines:
+        if recorded.get(engine) == "floor":
+            continue  # the harness floor is no AD: it has no tier
         tier_engines.setdefault(tier_of(engine, recorded.get(engine)), []).append(engine)
     sizes = sorted(frame["n"].unique())
     ends = list(dict.fromkeys([sizes[0], sizes[-1]])) if sizes else []
