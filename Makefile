@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[all]'
+	@# valgrind for `adtiers bench --counter instructions`; where it cannot be installed, counting says so.
+	command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }; } || echo "valgrind is missing: apt-get install valgrind"
 	touch $(STAMP)
 
 # The report is written even when some cells failed; make still exits with the benchmark's status.

@@ -16,7 +16,8 @@ is the first pass's, ``first_calls_s`` every pass's.
 **Budget.** A cell whose single steady call exceeds ``--budget`` seconds in the first pass is
 ``over_budget`` and the larger sizes of that (engine, problem) are ``skipped``, with the reason; a
 cell that overruns the watchdog counts the same way. An unavailable engine gets an ``unavailable``
-cell for each (problem, n) with its reason. A later pass re-measures only cells that were ``ok``;
+cell for each (problem, n) with its reason. A later pass re-measures only cells that were ``ok``
+and whose first process took at most ``REPEAT_LIMIT_S`` (``processes`` says how many measured it);
 a later process that fails or errs makes the cell fail or err, naming the process.
 
 **The harness floor.** The ``null`` engine (no AD; ``engines.null``) is timed in every run at every
@@ -59,9 +60,14 @@ DEFAULT_SIZES = [10, 100, 1_000, 10_000, 100_000, 1_000_000]
 QUICK_SIZES = [10, 1_000]
 TIMING = TimingSettings(max_time=0.06, min_rounds=5, slow_rounds=2)
 QUICK_TIMING = TimingSettings(max_time=0.015, min_rounds=3, slow_rounds=2)
-PROCESSES, QUICK_PROCESSES, COUNTER_PROCESSES = 5, 3, 1
+PROCESSES, QUICK_PROCESSES, COUNTER_PROCESSES = 3, 2, 1
 """Worker processes per cell. Timing per process is short because the processes, not the rounds,
-carry what a rerun varies; counts are deterministic, so one process is enough for them."""
+carry what a rerun varies; counts are deterministic, so one process is enough for them. The counts
+are what the 20-minute (full) and 3-minute (quick) budgets of this 2-core machine allow."""
+REPEAT_LIMIT_S = 8.0
+"""A cell whose first process took longer than this (a slow engine at a large n: seconds per call)
+is not measured again: its few calls of a second or more vary far less, relative to their size,
+than microsecond calls, and repeating them would cost more than the rest of the matrix."""
 DEFAULT_BUDGET_S = 2.0
 COUNTER_BUDGET_S = 120.0
 """Under callgrind a call runs some 50x slower: the budget rule guards wall time, so it is wider there."""
@@ -390,7 +396,10 @@ class Bench:
         key = (engine.name, problem.name, n)
         cell = self.cells.get(key)
         if k > 0:
-            if cell is None or cell["status"] != "ok" or engine.name in self.broken:
+            costly = cell is not None and (cell.get("cell_s") or 0.0) > REPEAT_LIMIT_S * cell.get(
+                "processes", 1
+            )
+            if cell is None or cell["status"] != "ok" or engine.name in self.broken or costly:
                 self.pending.discard((*key, k))
                 return  # only cells that were ok are measured again, by a worker that starts
         elif why := self.broken.get(engine.name) or self.blocked.get((engine.name, problem.name)):

@@ -49,7 +49,7 @@ def test_a_tiny_run_loads_into_pandas_with_every_field(monkeypatch, tmp_path, ca
     assert set(doc["git"]) == {"commit", "dirty"}
     assert doc["settings"]["sizes"] == [10, 30] and doc["settings"]["budget_s"] == 2.0
 
-    assert doc["settings"]["processes"] == 3 and doc["settings"]["engines"][-1] == "null"
+    assert doc["settings"]["processes"] == 2 and doc["settings"]["engines"][-1] == "null"
     frame = to_frame(tmp_path / "run.json")
     assert len(frame) == 3 * 2 * 2 and set(CELL_FIELDS) <= set(frame.columns)
     assert (frame["status"] == "ok").all() and (frame["run"] == doc["run"]["id"]).all()
@@ -59,10 +59,10 @@ def test_a_tiny_run_loads_into_pandas_with_every_field(monkeypatch, tmp_path, ca
         assert row["check_rho"] <= row["check_tolerance"]
         assert 0 < row["vg_min_s"] <= row["vg_median_s"] and row["vg_q1_s"] <= row["vg_q3_s"]
         assert row["vg_ci_low_s"] <= row["vg_median_s"] <= row["vg_ci_high_s"]
-        assert len(row["vg_samples_s"]) == row["vg_rounds"] == sum(row["vg_process_rounds"]) >= 9
-        assert row["processes"] == 3 and len(row["vg_process_medians_s"]) == 3 and row["vg_iterations"] >= 1
+        assert len(row["vg_samples_s"]) == row["vg_rounds"] == sum(row["vg_process_rounds"]) >= 6
+        assert row["processes"] == 2 and len(row["vg_process_medians_s"]) == 2 and row["vg_iterations"] >= 1
         assert row["vg_median_s"] == pytest.approx(np.median(row["vg_process_medians_s"]))
-        assert row["vg_spread"] >= 0 and len(row["first_calls_s"]) == 3
+        assert row["vg_spread"] >= 0 and len(row["first_calls_s"]) == 2
         assert row["grad_ratio"] == pytest.approx(row["vg_median_s"] / row["value_median_s"])
         assert row["first_call_s"] >= row["prepare_s"] >= 0 and row["mem_method"] == "tracemalloc"
         assert row["mem_peak_bytes"] > 0
@@ -70,8 +70,8 @@ def test_a_tiny_run_loads_into_pandas_with_every_field(monkeypatch, tmp_path, ca
     assert (graph["graph_size_kind"] == "graph_nodes").all() and (graph["graph_size"] > 10).all()
     out = capsys.readouterr().out
     assert "normal: median value-and-gradient time (* fastest" in out and "*" in out
-    assert "[  36/36]" in out and "eta" in out and "(the harness floor)" in out
-    assert len(doc["calibration"]["samples"]) == 3 * 2 * 2  # every (problem, n) group of every pass
+    assert "[  24/24]" in out and "eta" in out and "(the harness floor)" in out
+    assert len(doc["calibration"]["samples"]) == 2 * 2 * 2  # every (problem, n) group of every pass
 
 
 def test_over_budget_skips_the_larger_sizes_with_the_reason(monkeypatch, tmp_path):
