@@ -48,6 +48,10 @@ def jax_ops() -> Ops:
 class JaxEngine(Engine):
     name = "jax"
     tier = "framework"
+    counter_unsupported = (
+        "XLA runs the computation on threads of its own, which callgrind's per-thread collection does "
+        "not see: a count would be the Python dispatch alone, the same at every n"
+    )
     description = "JAX, jax.jit of value_and_grad, float64 (XLA on the CPU; first call compiles)"
     memory_method = "rss"  # XLA's allocator is invisible to tracemalloc
     platform = "cpu"

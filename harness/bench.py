@@ -396,10 +396,12 @@ class Bench:
         key = (engine.name, problem.name, n)
         cell = self.cells.get(key)
         if k > 0:
-            costly = cell is not None and (cell.get("cell_s") or 0.0) > REPEAT_LIMIT_S * cell.get(
-                "processes", 1
-            )
-            if cell is None or cell["status"] != "ok" or engine.name in self.broken or costly:
+            if (
+                cell is None
+                or cell["status"] != "ok"
+                or engine.name in self.broken
+                or (cell.get("cell_s") or 0.0) > REPEAT_LIMIT_S * (cell.get("processes") or 1)
+            ):
                 self.pending.discard((*key, k))
                 return  # only cells that were ok are measured again, by a worker that starts
         elif why := self.broken.get(engine.name) or self.blocked.get((engine.name, problem.name)):

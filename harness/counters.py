@@ -18,8 +18,9 @@ dump with a label of its own. Callgrind writes each requested dump synchronously
 total. The dumps are kept, so a count that moved can be opened with ``callgrind_annotate``.
 
 Collection is per thread in callgrind: only the calling thread's instructions count. Work that an
-engine hands to a thread pool is missed, and a caller that waits on one may count its spinning;
-count with one thread (``--threads 1``, the default).
+engine hands to another thread is missed (JAX runs its XLA computations on its own threads, so a
+``jax`` count is its Python dispatch alone, the same at n = 10 and 1e5, and it varies by 1-2 % with
+the malloc heap those threads leave behind); count with one thread (``--threads 1``, the default).
 
 The client requests are C macros (``valgrind/callgrind.h``), so a tiny helper library is compiled
 once with gcc into ``$XDG_CACHE_HOME/adtiers`` (or ``~/.cache/adtiers``), keyed by a hash of its
@@ -47,6 +48,8 @@ COUNTERS = ("instructions",)
 DIR_VARIABLE = "ADTIERS_COUNTER_DIR"
 """Where the counted process finds callgrind's dumps; ``launch_prefix`` sets it."""
 DUMP_PREFIX = "callgrind."
+WARMUP = 20
+"""Uncounted calls before counting: enough for CPython's adaptive interpreter to settle."""
 INSTALL_VALGRIND = "apt-get install valgrind"
 INSTALL_GCC = "apt-get install gcc"
 HEADERS = ("valgrind/callgrind.h", "valgrind/valgrind.h")
@@ -295,8 +298,11 @@ def _counted_calls(lib: ctypes.CDLL, fn: Callable[[], Any], calls: int, director
     return total
 
 
-def count_instructions(fn: Callable[[], Any], calls: int = 5, warmup: int = 2) -> float:
+def count_instructions(fn: Callable[[], Any], calls: int = 5, warmup: int = WARMUP) -> float:
     """Instructions per call of ``fn()``: the mean over ``calls`` counted calls after ``warmup``.
+
+    The warm-up is long because CPython 3.11 specializes a function's bytecode only after some
+    calls: two warm-up calls left the first count in a process 15 % above the later ones.
 
     Raises CounterUnavailable when this process does not run under callgrind as
     ``launch_prefix`` starts it; an exception from fn passes through with collection off again.

@@ -31,7 +31,7 @@ from harness.selection import UsageError
 from harness.units import seconds as format_seconds
 from harness.units import size_n as format_size
 
-BANDS = (0.05, 0.10, 0.25)
+BANDS = (0.05, 0.10, 0.20, 0.25)
 FAIL_ABOVE = 1.5
 NOISIEST = 10
 

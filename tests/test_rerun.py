@@ -114,3 +114,18 @@ def test_an_injected_slowdown_is_caught_and_an_a_a_pair_passes(monkeypatch, tmp_
     assert "compare flagged 0 of 4 cells" in out and "--fail-above 1.5 would pass" in out
     kept = load(b)["stability"]
     assert kept["cells"] == 4 and kept["false_alarm_rate"] == 0.0 and kept["fail_above_passes"]
+
+
+def test_counting_gives_instructions_and_an_engine_that_cannot_be_counted_is_unsupported(tmp_path):
+    from harness.counters import counter_missing
+
+    if counter_missing():
+        pytest.skip(counter_missing())
+    out = tmp_path / "counts.json"
+    argv = ["bench", "--counter", "instructions", "--engines", "manual,jax", "--problems", "normal"]
+    assert main([*argv, "--sizes", "10", "--no-floor", "--out", str(out)]) == 0
+    cells = {c["engine"]: c for c in load(out)["cells"]}
+    assert cells["manual"]["status"] == "ok" and cells["manual"]["counter"] == "instructions"
+    assert cells["manual"]["vg_instructions"] > cells["manual"]["value_instructions"] > 1000
+    assert cells["manual"]["vg_median_s"] is None  # counted, not timed
+    assert cells["jax"]["status"] == "unsupported" and "per-thread collection" in cells["jax"]["reason"]
