@@ -3,8 +3,10 @@
 A timing on a shared machine moves by several percent from run to run; the number of instructions
 a call executes does not. Counted under callgrind, the same call in the same environment gives the
 same count to well within 0.5 %, so a CI gate can compare counts with a tight threshold where it
-could only compare timings with a loose one. The price is speed: the counted calls run some 50-100
-times slower, so counts are for small sizes and a few calls, not for the benchmark's timings.
+could only compare timings with a loose one. The price is speed: a count costs a few tenths of a
+second (switching instrumentation on) plus its calls at about 100 times their native time, and the
+whole counted process (imports, compiling) runs 10-20 times slower than natively; counts are for
+small sizes and a few calls, not for the benchmark's timings.
 
 How it works: the worker runs under ``launch_prefix(out_dir) + [python, ...]``, with callgrind's
 instrumentation and collection both off, so that imports, preparing and compiling run at the speed
