@@ -30,6 +30,16 @@ TIERS = {
 }
 
 
+class Unsupported(NotImplementedError):
+    """An engine declares it cannot do this problem: not a failure, a cell of status ``unsupported``.
+
+    Raised by ``Engine.supports`` or ``prepare`` (a hand-written baseline without this problem, a code
+    generator without a template, a primitive the engine lacks). The message is the reason the report
+    and ``adtiers check`` show; it names the problem or primitive and, where there is one, what the
+    engine can do instead.
+    """
+
+
 @dataclass
 class Prepared:
     """A prepared (engine, problem, data): the callables the harness checks and times.
@@ -83,9 +93,9 @@ class Engine:
     tolerance: float = 1e-9
     memory_method: str = "tracemalloc"
     floor: bool = False
+    """True only for the harness floor (``null``): timed for scale, never checked, ranked or tiered."""
     counter_unsupported: str | None = None
     """Why ``adtiers bench --counter instructions`` cannot count this engine (None: it can)."""
-    """True only for the harness floor (``null``): timed for scale, never checked, ranked or tiered."""
 
     def unavailable(self) -> str | None:
         """``None`` when the engine can run here, else the reason it cannot (shown by ``adtiers list``)."""
@@ -94,6 +104,15 @@ class Engine:
     def set_threads(self, threads: int) -> None:
         """Apply the harness's single thread count to whatever this engine runs on."""
 
+    def supports(self, problem: Problem) -> str | None:
+        """``None`` when the engine can try ``problem``, else why it cannot (a cell ``unsupported``).
+
+        Cheap and data-free, for ``adtiers list`` and for skipping a cell before its worker starts.
+        An engine that learns only while preparing (a code generator meeting a primitive without a
+        template) raises ``Unsupported`` from ``prepare`` instead; both end in the same status.
+        """
+        return None
+
     def _prepare(self, problem: Problem, data: Data) -> Prepared:
         raise NotImplementedError
 
@@ -101,6 +120,9 @@ class Engine:
         reason = self.unavailable()
         if reason is not None:
             raise RuntimeError(f"engine {self.name!r} is unavailable: {reason}")
+        reason = self.supports(problem)
+        if reason is not None:
+            raise Unsupported(f"{self.name} does not support problem {problem.name!r}: {reason}")
         return self._prepare(problem, data)
 
     def __repr__(self) -> str:

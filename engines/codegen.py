@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from engines.base import Unsupported
 from engines.primitives import PRIMITIVES, Primitive
 from engines.tape import Atom, Eqn, Literal, Program, Var
 
@@ -47,12 +48,8 @@ REQUIRED = {
 """The templates each kind of primitive must carry for code generation."""
 
 
-class MissingTemplate(NotImplementedError):
+class MissingTemplate(Unsupported):
     """A primitive of the tape has no code templates, so no source can be generated for it."""
-
-
-class Unsupported(NotImplementedError):
-    """A program whose shape the plan does not cover (the message says which equation and why)."""
 
 
 def templates_of(prim: Primitive) -> dict[str, Any]:

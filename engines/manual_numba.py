@@ -8,7 +8,7 @@ it passes the same correctness check at the hard points.
 
 Kernels are per problem by definition: ``KERNELS`` maps a problem name to a function that picks that
 problem's arrays out of the data once and returns the per-call ``theta -> (value, gradient)``. A problem
-without a kernel is a clear error for that cell. The loops are serial (the scatter-add of the
+without a kernel is ``unsupported`` (``supports`` says so), not a failure. The loops are serial (the scatter-add of the
 hierarchical gradient would race under ``prange``), so ``set_threads`` only sets numba's count for
 whatever else runs under numba. Kernels are cached on disk (``cache=True``): the first call of a fresh
 checkout compiles for about a second per kernel.
@@ -159,11 +159,11 @@ class ManualNumbaEngine(Engine):
     def set_threads(self, threads: int) -> None:
         set_numba_threads(threads)
 
+    def supports(self, problem: Problem) -> str | None:
+        if problem.name in KERNELS:
+            return None
+        return f"no hand-written kernel for it (kernels: {', '.join(KERNELS)})"
+
     def _prepare(self, problem: Problem, data: Data) -> Prepared:
-        if problem.name not in KERNELS:
-            raise NotImplementedError(
-                f"manual-numba has no kernel for problem {problem.name!r}; "
-                f"it has kernels for: {', '.join(KERNELS)} (add one to engines/manual_numba.py)"
-            )
         vg = KERNELS[problem.name](data)
         return Prepared(problem, problem.n_of(data), vg, lambda theta: vg(theta)[0])

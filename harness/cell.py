@@ -15,7 +15,8 @@ The steps, in order, each feeding the cell's fields (``harness.results.CELL_FIEL
 5. The peak extra memory of one value-and-gradient call (``harness.memory``), and the graph or
    tape size the engine exposes in ``Prepared.info``.
 
-Any exception becomes an ``error`` cell naming the step; one failing engine costs one cell.
+An ``Unsupported`` raised by the engine makes the cell ``unsupported`` with its reason (not a
+failure); any other exception becomes an ``error`` cell naming the step; one failing engine costs one cell.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from engines.base import Engine
+from engines.base import Engine, Unsupported
 from harness.correctness import check_cell
 from harness.memory import peak_memory
 from harness.timing import TimingSettings, time_call
@@ -89,6 +90,10 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
                 check_point=check.worst_point or None,
                 check_element=check.worst_element or None,
             )
+            if check.unsupported is not None:
+                cell["status"] = "unsupported"
+                cell["reason"] = check.unsupported
+                return cell
             if check.error is not None:
                 cell["reason"] = f"check: {check.error}"
                 cell["traceback"] = check.traceback
@@ -132,6 +137,10 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
             if prepared.info.get(key) is not None:
                 cell[key] = float(prepared.info[key])
         cell["status"] = "ok"
+        return cell
+    except Unsupported as err:  # the engine declares it cannot do this problem: not a failure
+        cell["status"] = "unsupported"
+        cell["reason"] = str(err)
         return cell
     except Exception as err:  # noqa: BLE001 -- one failing engine costs one cell, not the run
         cell["status"] = "error"

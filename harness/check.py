@@ -1,7 +1,9 @@
 """``adtiers check``: the correctness gate over problems x engines x sizes.
 
 Prints a table of the worst rho per cell (rows: problem and engine; columns: sizes) and exits 1 on
-any disagreement or error, naming problem, engine, size, point and the worst element.
+any disagreement or error, naming problem, engine, size, point and the worst element. A cell whose
+engine declares it cannot do the problem (``engines.base.Unsupported``) is shown ``unsupported``
+with the reason and does not fail the gate.
 """
 
 from __future__ import annotations
@@ -53,14 +55,19 @@ def run(args: argparse.Namespace) -> int:
             cells = "".join(f"{_cell_text(r):>12}" for r in row)
             print(f"{problem.name:<14} {engine.name:<16}{cells}", flush=True)
 
-    failures = [r for r in results if not r.passed]
+    failures = [r for r in results if r.failed]
+    unsupported = [r for r in results if r.unsupported is not None]
     print()
     for r in failures:
         print("FAIL " + r.describe())
         if args.verbose and r.traceback:
             print(r.traceback)
+    for reason in dict.fromkeys(r.unsupported.split(": ", 1)[-1] for r in unsupported):
+        cells = [r for r in unsupported if r.unsupported.endswith(reason)]
+        print(f"unsupported ({len(cells)} cells of {', '.join(dict.fromkeys(r.engine for r in cells))}): {reason}")
     print(
-        f"{len(results) - len(failures)} passed, {len(failures)} failed (tolerance rho <= "
+        f"{len(results) - len(failures) - len(unsupported)} passed, {len(failures)} failed, "
+        f"{len(unsupported)} unsupported (tolerance rho <= "
         + ", ".join(f"{t:g}" for t in sorted({r.tolerance for r in results}))
         + ", by engine)"
         if results
@@ -72,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cell_text(r: CheckResult) -> str:
+    if r.unsupported is not None:
+        return "unsupported"
     if r.error is not None:
         return "ERROR"
     mark = "" if r.passed else " !"

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.base import Engine, Prepared
+from engines.base import Engine, Prepared, Unsupported
 from problems.base import Data, Problem
 
 TOLERANCE = 1e-9
@@ -44,13 +44,22 @@ class CheckResult:
     tolerance: float = TOLERANCE
     points: dict[str, float] = field(default_factory=dict)
     traceback: str = ""
+    unsupported: str | None = None
+    """The engine's reason for not doing this problem (``engines.base.Unsupported``): not a failure."""
 
     @property
     def passed(self) -> bool:
         return self.error is None and bool(self.worst_rho <= self.tolerance)
 
+    @property
+    def failed(self) -> bool:
+        """A disagreement or an error; an unsupported cell is neither."""
+        return self.unsupported is None and not self.passed
+
     def describe(self) -> str:
         where = f"{self.problem} / {self.engine} / n={self.n}"
+        if self.unsupported is not None:
+            return f"{where}: unsupported: {self.unsupported}"
         if self.error is not None:
             return f"{where}: error: {self.error}"
         return (
@@ -93,7 +102,10 @@ def check_cell(
     prepared: Prepared | None = None,
     data: Data | None = None,
 ) -> CheckResult:
-    """Check one cell at every check point. Errors are caught and recorded, never raised."""
+    """Check one cell at every check point. Errors are caught and recorded, never raised.
+
+    An engine that raises ``Unsupported`` gives a result with ``unsupported`` set (not failed).
+    """
     result = CheckResult(problem.name, engine.name, n, tolerance=engine.tolerance)
     try:
         data = problem.make_data(n, seed) if data is None else data
@@ -103,6 +115,9 @@ def check_cell(
             result.points[name] = r
             if r > result.worst_rho or not result.worst_point:
                 result.worst_rho, result.worst_point, result.worst_element = r, name, label
+    except Unsupported as err:
+        result.unsupported = str(err)
+        result.worst_rho = float("nan")
     except Exception as err:  # one failing engine costs one cell, not the run
         result.error = f"{type(err).__name__}: {err}"
         result.worst_rho = float("nan")

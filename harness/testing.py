@@ -32,7 +32,7 @@ def correctness_failures(engine: Engine, problem: Problem, sizes: Iterable[int] 
     failures = []
     for n in sizes:
         result = check_cell(engine, problem, n)
-        if not result.passed:
+        if result.failed:
             failures.append(result.describe() + ("\n" + result.traceback if result.traceback else ""))
     return failures
 
