@@ -4,15 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install bench bench-quick test check lint clean
+.PHONY: install bench bench-quick test test-deps check lint clean
 
 install: $(STAMP)
 
-# The stamp depends on pyproject.toml only, so a second `make` reinstalls nothing.
-$(STAMP): pyproject.toml
+# The stamp depends on pyproject.toml and constraints.txt only, so a second `make` reinstalls nothing.
+# pyproject.toml holds compatible ranges; constraints.txt the exact set the project is tested with.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[all]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[all]'
 	@# valgrind for `adtiers bench --counter instructions`; where it cannot be installed, counting says so.
 	command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }; } || echo "valgrind is missing: apt-get install valgrind"
@@ -28,7 +29,14 @@ bench-quick: $(STAMP)
 check: $(STAMP)
 	$(BIN)/adtiers check
 
-test: $(STAMP)
+# What the tests need from Debian (headless Chromium for the report's browser test), installed where
+# make runs as root with apt; elsewhere that test is skipped and says what to install.
+test-deps:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; } || \
+		echo "chromium is missing (the report's browser test will be skipped): apt-get install chromium"
+
+test: $(STAMP) test-deps
 	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)

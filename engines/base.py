@@ -96,6 +96,28 @@ class Engine:
     """True only for the harness floor (``null``): timed for scale, never checked, ranked or tiered."""
     counter_unsupported: str | None = None
     """Why ``adtiers bench --counter instructions`` cannot count this engine (None: it can)."""
+    libraries: tuple[str, ...] = ()
+    """Distributions the engine's numbers depend on (``("jax", "jaxlib")``): their versions go into
+    the results file beside the engine's own package's (``versions``)."""
+
+    def versions(self) -> dict[str, str | None]:
+        """The version of each library the engine runs on and of the package that holds it.
+
+        The default reads package metadata (no import): the distribution that provides this class's
+        top-level module (``adtiers`` for the built-ins, an outside engine's own package otherwise)
+        and each of ``libraries``. An engine may override it (a C++ library with no Python package).
+        """
+        from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+        top = type(self).__module__.split(".")[0]
+        names = [*packages_distributions().get(top, []), *self.libraries]
+        found: dict[str, str | None] = {}
+        for name in dict.fromkeys(names):
+            try:
+                found[name] = version(name)
+            except PackageNotFoundError:
+                found[name] = None
+        return found
 
     def unavailable(self) -> str | None:
         """``None`` when the engine can run here, else the reason it cannot (shown by ``adtiers list``)."""

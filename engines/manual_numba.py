@@ -155,6 +155,7 @@ class ManualNumbaEngine(Engine):
     name = "manual-numba"
     tier = "baseline"
     description = "hand-fused numba kernels: value and gradient in one pass over the data, per problem"
+    libraries = ("numba", "llvmlite")
 
     def set_threads(self, threads: int) -> None:
         set_numba_threads(threads)

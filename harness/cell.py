@@ -21,6 +21,7 @@ failure); any other exception becomes an ``error`` cell naming the step; one fai
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -133,6 +134,7 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
             if kind in prepared.info:
                 cell["graph_size"], cell["graph_size_kind"] = int(prepared.info[kind]), kind
                 break
+        cell["info"] = info_scalars(prepared.info)
         for key in DEVICE_SPLIT:  # a device engine's last call, transfers apart from kernels
             if prepared.info.get(key) is not None:
                 cell[key] = float(prepared.info[key])
@@ -147,6 +149,21 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
         cell["reason"] = f"{step}: {type(err).__name__}: {err}"
         cell["traceback"] = traceback.format_exc()
         return cell
+
+
+def info_scalars(info: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON scalars of ``Prepared.info``, every key kept, in-house or an outside engine's own.
+
+    Objects (a program, a source text's path is kept but not a tape) cannot go into a results file;
+    long strings are cut to 200 characters so a generated source does not swell every cell.
+    """
+    kept = {}
+    for key, value in info.items():
+        if isinstance(value, bool | int | float) or value is None:
+            kept[str(key)] = value if not isinstance(value, float) or math.isfinite(value) else None
+        elif isinstance(value, str):
+            kept[str(key)] = value if len(value) <= 200 else value[:200] + "..."
+    return kept or None
 
 
 def _count(cell: dict[str, Any], prepared: Any, theta: Any, settings: CellSettings) -> None:

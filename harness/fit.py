@@ -3,6 +3,9 @@
     theta_hat = argmax_theta l(theta)          (scipy's L-BFGS-B on -l, with the engine's gradient)
     SE_j      = sqrt([(-H(theta_hat))^-1]_jj)  (the inverse observed information)
 
+A problem whose ``sense`` is ``"minimise"`` (an objective f, e.g. least squares) is minimised
+instead, and SE_j = sqrt([H^-1]_jj), a covariance only where f is a negative log-likelihood.
+
 H comes from the engine's own second-order AD where it has one (``Prepared.hessian``), else from
 central differences of its gradient, H[:, j] ~ (g(theta + h e_j) - g(theta - h e_j)) / 2h,
 symmetrised; the result says which. This is the vignette's ``fit`` and ``summary(result)``.
@@ -37,17 +40,27 @@ class FitResult:
     seconds: float
     seconds_prepare: float = 0.0
     extra: dict = field(default_factory=dict)
+    sense: str = "maximise"
+
+    @property
+    def objective_name(self) -> str:
+        return "log-likelihood" if self.sense == "maximise" else "objective"
 
     def table(self, limit: int = 20) -> str:
         """The vignette's summary: estimate and standard error per parameter, truth beside them."""
-        lines = [f"{'parameter':<14} {'estimate':>12} {'std.error':>12} {'truth':>12} {'z':>8}"]
+        lines = []
+        if not self.converged:
+            lines.append(
+                f"NOT CONVERGED ({self.message}): the numbers below are the optimiser's last point, not estimates"
+            )
+        lines.append(f"{'parameter':<14} {'estimate':>12} {'std.error':>12} {'truth':>12} {'z':>8}")
         for name, est, se, true in list(zip(self.names, self.estimate, self.stderr, self.truth))[:limit]:
             z = (est - true) / se if se > 0 else float("nan")
             lines.append(f"{name:<14} {est:>12.5g} {se:>12.4g} {true:>12.5g} {z:>8.2f}")
         if len(self.names) > limit:
             lines.append(f"... {len(self.names) - limit} more parameters")
         lines.append(
-            f"log-likelihood {self.loglik:.6g}; {'converged' if self.converged else 'NOT converged'} "
+            f"{self.objective_name} {self.loglik:.6g}; {'converged' if self.converged else 'NOT converged'} "
             f"({self.message}); {self.iterations} iterations, {self.gradient_evaluations} gradient evaluations; "
             f"Hessian by {self.hessian_method}; {self.seconds:.3g} s (prepare {self.seconds_prepare:.3g} s)"
         )
@@ -93,11 +106,13 @@ def fit(
     x0 = np.zeros_like(truth) if start is None else np.asarray(start, dtype=np.float64)
     evaluations = 0
 
+    sign = -1.0 if problem.sense == "maximise" else 1.0
+
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         nonlocal evaluations
         evaluations += 1
         value, grad = prepared.value_and_grad(theta)
-        return -value, -grad
+        return sign * value, sign * grad
 
     opt = minimize(objective, x0, jac=True, method="L-BFGS-B", options={"maxiter": 10_000, "gtol": 1e-8})
     optimised = time.perf_counter() - started
@@ -111,7 +126,7 @@ def fit(
             "central differences of the AD gradient",
         )
     try:
-        cov = np.linalg.inv(-hess)
+        cov = np.linalg.inv(sign * hess)
         errors = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
     except np.linalg.LinAlgError:
         errors = np.full(truth.size, np.nan)
@@ -123,15 +138,33 @@ def fit(
         estimate=opt.x,
         stderr=errors,
         truth=truth,
-        loglik=-float(opt.fun),
+        loglik=sign * float(opt.fun),
         converged=bool(opt.success),
-        message=str(opt.message),
+        message=why(opt, evaluations),
         iterations=int(opt.nit),
         gradient_evaluations=evaluations,
         hessian_method=method,
         seconds=time.perf_counter() - started,
         seconds_prepare=seconds_prepare,
         extra={"seconds_optimise": optimised},
+        sense=problem.sense,
+    )
+
+
+def why(opt: object, evaluations: int) -> str:
+    """scipy's message, completed where it gives no reason (``ABNORMAL: `` with nothing after it).
+
+    L-BFGS-B ends "abnormally" when its line search finds no decrease along a descent direction:
+    most often a gradient that disagrees with the function, or a function that is not finite there.
+    """
+    message = str(getattr(opt, "message", "")).strip()
+    if message.rstrip(": ").strip() and not message.endswith(":"):
+        return message
+    grad = np.asarray(getattr(opt, "jac", np.nan), dtype=float)
+    return (
+        f"{message.rstrip(': ') or 'stopped'}: the line search found no decrease after {evaluations} "
+        f"evaluations (|gradient| = {np.linalg.norm(grad):.3g}, objective {float(getattr(opt, 'fun', np.nan)):.6g}); "
+        "a gradient that disagrees with the function, or a non-finite value, is the usual cause"
     )
 
 

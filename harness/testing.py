@@ -12,6 +12,10 @@ non-finite entries is a ``ValueError`` naming the problem's layout; value-only a
 value-and-gradient; outputs are a Python float and a float64 gradient of the right shape; an
 unavailable engine refuses ``prepare`` with its reason. It raises ``AssertionError`` listing every
 failure, so one run shows them all. The project's own conformance suite runs the same checks.
+
+A problem an engine declares it cannot do (``engines.base.Unsupported``) is not a failure of the
+engine's kit: an outside package's problem cannot fail another package's engine that way.
+``check_problem`` is the same for a problem (``harness.problem_kit``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 
 from engines.base import Engine
 from harness.correctness import check_cell, rho
+from harness.problem_kit import check_problem, problem_failures
 from problems import PROBLEMS, Problem
 
 SIZES = (10, 60)
@@ -100,3 +105,6 @@ def check_engine(engine: Engine, problems: Iterable[str] | None = None, sizes: I
         raise AssertionError(
             f"engine {engine.name!r} fails {len(failures)} check(s):\n- " + "\n- ".join(failures)
         )
+
+
+__all__ = ["check_engine", "check_problem", "contract_failures", "correctness_failures", "problem_failures"]

@@ -41,12 +41,21 @@ class Block:
 class Problem:
     """Base class of a statistical problem. Subclasses set ``name`` and implement the hooks below.
 
-    ``n`` is the number of observations; the parameter layout may depend on it (the hierarchical
-    problem has one random effect per group, and ``J = max(2, n // 10)`` groups).
+    ``n`` is the problem's size (``size_word`` names it: observations for today's models); the
+    parameter layout may depend on it (the hierarchical problem has one random effect per group,
+    and ``J = max(2, n // 10)`` groups).
+
+    ``sense`` says what ``loglik`` returns: ``"maximise"`` for a log-density (the built-in
+    problems; ``fit`` maximises it and takes standard errors from the inverse of -H), or
+    ``"minimise"`` for an objective such as a least-squares sum (GradBench style; ``fit`` minimises
+    it and reports the inverse of H, which is a covariance only where the objective is a negative
+    log-likelihood). Engines differentiate the function as it is either way.
     """
 
     name: str = ""
     default_n: int = 100
+    sense: str = "maximise"
+    size_word: str = "observations"
 
     # ---- hooks a problem implements -------------------------------------------------------
     def blocks(self, n: int) -> list[Block]:
@@ -68,8 +77,12 @@ class Problem:
         """Hand-derived (value, gradient) in NumPy."""
         raise NotImplementedError
 
-    def hard_point(self, theta: np.ndarray, n: int) -> np.ndarray:
-        """A point where engines are most likely to lose precision (a tiny sigma, a large rate)."""
+    def hard_point(self, theta: np.ndarray, n: int, data: Data | None = None) -> np.ndarray:
+        """A point where engines are most likely to lose precision (a tiny sigma, a large rate).
+
+        ``data`` is the cell's data (a least-squares hard point may depend on it); problems whose
+        hard point needs none may define the method with only ``(theta, n)``.
+        """
         raise NotImplementedError
 
     # ---- shared machinery -----------------------------------------------------------------
@@ -131,14 +144,31 @@ class Problem:
         return self.join(self.true_values(n), n)
 
     def check_points(self, n: int, data: Data | None = None) -> dict[str, np.ndarray]:
-        """The generating values, two seeded perturbations of them, and one hard point."""
+        """The generating values, two seeded perturbations of them, and one hard point.
+
+        ``data`` goes to ``hard_point`` where it takes it (made with seed 0 when not given).
+        """
         theta = self.true_theta(n)
         points = {"truth": theta}
         for seed in (1, 2):
             rng = np.random.default_rng(1000 + seed)
             points[f"perturbed-{seed}"] = theta + 0.3 * rng.standard_normal(theta.shape)
-        points["hard"] = self.hard_point(theta.copy(), n)
+        if _takes_data(type(self).hard_point):
+            points["hard"] = self.hard_point(theta.copy(), n, self.make_data(n, 0) if data is None else data)
+        else:
+            points["hard"] = self.hard_point(theta.copy(), n)
         return points
 
     def __repr__(self) -> str:
         return f"<problem {self.name}>"
+
+
+SENSES = ("maximise", "minimise")
+
+
+def _takes_data(method: Any) -> bool:
+    """Whether a ``hard_point`` accepts ``data`` (the older two-argument form does not)."""
+    import inspect
+
+    params = list(inspect.signature(method).parameters.values())
+    return len(params) >= 4 or any(p.kind is p.VAR_POSITIONAL for p in params)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from engines.autograd_engine import AutogradEngine
+from engines.base import Unsupported
 from engines.jax_engine import JaxCudaEngine, JaxEagerEngine, JaxEngine
 from engines.manual_numba import KERNELS, ManualNumbaEngine
 from engines.primitives import PRIMITIVES
@@ -218,12 +219,14 @@ class Poisson(Normal):
     name = "poisson"
 
 
-def test_manual_numba_names_the_problem_it_has_no_kernel_for():
+def test_manual_numba_says_unsupported_for_a_problem_it_has_no_kernel_for():
     problem = Poisson()
-    with pytest.raises(NotImplementedError, match="manual-numba has no kernel for problem 'poisson'"):
+    assert "no hand-written kernel" in ManualNumbaEngine().supports(problem)
+    with pytest.raises(Unsupported, match="manual-numba does not support problem 'poisson'"):
         ManualNumbaEngine().prepare(problem, problem.make_data(10))
     result = check_cell(ManualNumbaEngine(), problem, 10)
-    assert not result.passed and "no kernel for problem 'poisson'" in result.error
+    assert result.unsupported and not result.failed and result.error is None
+    assert "kernels: " in result.describe()
 
 
 def test_manual_numba_has_a_kernel_for_every_built_in_problem():

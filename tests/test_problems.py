@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from engines.ops import numpy_ops
+from harness.testing import check_problem, problem_failures
 from problems import PROBLEMS, get_problem
+from problems.normal import Normal
 
 NAMES = list(PROBLEMS)
 
@@ -89,3 +91,71 @@ def test_bad_theta_names_problem_and_layout(theta):
 def test_unknown_problem_lists_known_ones():
     with pytest.raises(KeyError, match="known problems: exponential, normal"):
         get_problem("poisson")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_problem_passes_the_problem_kit(name):
+    check_problem(PROBLEMS[name])
+
+
+class _WrongGradient(Normal):
+    name = "wrong-gradient"
+
+    def reference(self, theta, data):
+        value, grad = super().reference(theta, data)
+        return value, grad * np.array([1.0, 1.01])
+
+
+class _Undeterministic(Normal):
+    name = "undeterministic"
+    calls = 0
+
+    def make_data(self, n, seed=0):
+        type(self).calls += 1
+        return super().make_data(n, seed + type(self).calls)
+
+
+def test_the_problem_kit_catches_a_wrong_reference_and_random_data():
+    failures = problem_failures(_WrongGradient(), sizes=(10,))
+    assert any("central differences" in f for f in failures), failures
+    failures = problem_failures(_Undeterministic(), sizes=(10,))
+    assert any("different data on a second call" in f for f in failures), failures
+    with pytest.raises(AssertionError, match="fails"):
+        check_problem(_WrongGradient(), sizes=(10,))
+
+
+def test_a_hard_point_that_takes_data_gets_the_cells_data():
+    seen = []
+
+    class DataHard(Normal):
+        name = "data-hard"
+
+        def hard_point(self, theta, n, data=None):
+            seen.append(data)
+            theta[0] = float(np.mean(data["y"]))
+            return theta
+
+    problem = DataHard()
+    data = problem.make_data(10, 3)
+    assert problem.check_points(10, data)["hard"][0] == np.mean(data["y"]) and seen[-1] is data
+
+
+def test_a_minimised_objective_is_fitted_downhill():
+    class Squares(Normal):
+        """f = sum (y - mu)^2 / 2 + log_sigma^2 / 2: minimised at mu = mean(y), log_sigma = 0."""
+
+        name = "squares"
+        sense = "minimise"
+
+        def reference(self, theta, data):
+            y = data["y"]
+            r = y - theta[0]
+            return 0.5 * float(r @ r) + 0.5 * theta[1] ** 2, np.array([-r.sum(), theta[1]])
+
+    from engines.manual import ManualEngine
+    from harness.fit import fit
+
+    problem = Squares()
+    result = fit(ManualEngine(), problem, 50)
+    assert result.converged and abs(result.estimate[0] - problem.make_data(50)["y"].mean()) < 1e-6
+    assert abs(result.estimate[1]) < 1e-6 and "objective" in result.table()

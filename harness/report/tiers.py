@@ -68,11 +68,29 @@ REFERENCE_ENGINE = "manual"
 """The hand-written NumPy gradient every tier is measured against."""
 
 
-def tier_of(engine: str, recorded_tier: str | None) -> str:
-    """The vignette tier of ``engine``: from ``ENGINE_TIERS``, else the tier its results file gives."""
+TIER_ALIASES = {
+    "graph-per-call": "0",
+    "tier 0": "0",
+    "tape": "1",
+    "tier 1": "1",
+    "compiled": "2",
+    "tier 2": "2",
+    "hand-written": "baseline",
+}
+"""The words an outside engine may declare instead of the tier's key (``engines.base.TIERS``)."""
+
+
+def tier_of(engine: str, recorded_tier: Any) -> str:
+    """The vignette tier of ``engine``: from ``ENGINE_TIERS``, else the tier it declares.
+
+    An outside engine is placed by its declared tier (``"1"``, ``1`` or ``"tape"`` alike); only a
+    tier that names none of the vignette's (``"framework"``, or none at all) is "unplaced".
+    """
     if engine in ENGINE_TIERS:
         return ENGINE_TIERS[engine][0]
-    return recorded_tier if recorded_tier in VIGNETTE_TIERS else "?"
+    tier = str(recorded_tier).strip().lower() if recorded_tier is not None else ""
+    tier = TIER_ALIASES.get(tier, tier)
+    return tier if tier in VIGNETTE_TIERS else "?"
 
 
 def tier_table_html(frame: Any, engines: list[str]) -> str:

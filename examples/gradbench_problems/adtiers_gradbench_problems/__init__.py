@@ -1,0 +1,1 @@
+"""Two GradBench-style problems for adtiers, registered through the ``adtiers.problems`` entry points."""
