@@ -129,3 +129,13 @@ def test_counting_gives_instructions_and_an_engine_that_cannot_be_counted_is_uns
     assert cells["manual"]["vg_instructions"] > cells["manual"]["value_instructions"] > 1000
     assert cells["manual"]["vg_median_s"] is None  # counted, not timed
     assert cells["jax"]["status"] == "unsupported" and "per-thread collection" in cells["jax"]["reason"]
+    # The gate on counts: doubled instructions fail --fail-above with the basis named, no traceback.
+    import json
+
+    doc = json.loads(out.read_text())
+    for cell in doc["cells"]:
+        if cell["vg_instructions"]:
+            cell["vg_instructions"] *= 2
+    doubled = tmp_path / "doubled.json"
+    doubled.write_text(json.dumps(doc))
+    assert main(["compare", str(out), str(doubled), "--fail-above", "1.5"]) == 1
