@@ -20,10 +20,17 @@ from problems.base import Data, Problem
 
 @functools.cache
 def autograd_ops() -> Ops:
-    """The primitive table as ``autograd.numpy`` functions."""
+    """The primitive table as ``autograd.numpy`` functions, and ``autograd.scipy.special``'s where
+    NumPy has none; log sigmoid(x) is -log(1 + exp(-x)), ``-logaddexp(0, -x)``, stable. autograd's
+    max, maximum and abs split ties as the table does (``engines.primitives``)."""
     import autograd.numpy as anp
+    from autograd.scipy import special
 
-    return Ops.like_numpy("autograd", anp)
+    def log_sigmoid(x: Any) -> Any:
+        return -anp.logaddexp(0.0, -x)
+
+    extra = {"logsumexp": special.logsumexp, "sigmoid": special.expit, "log_sigmoid": log_sigmoid}
+    return Ops.like_numpy("autograd", anp, extra)
 
 
 class AutogradEngine(Engine):

@@ -20,6 +20,12 @@ Equations are staged by when their inputs exist: scalar stage k runs before the 
 and a reduction in phase k feeds stage k + 1. A loop recomputes, rather than stores, any element-
 wise value it needs from an earlier phase.
 
+A reduction whose per-element derivative reads its own value (``max``, ``logsumexp``: ``{ans}`` in
+its adjoint template) takes a second pass over the same data, after the first has computed that
+value: the elementwise chain again and that reduction's local reverse sweep. ``max``'s template
+marks its adjoint ``normalise``: the sweep then also sums the weights (the number of tied maxima),
+and the contraction divides by it.
+
 Every expression comes from the primitive table's ``templates``; this module knows only the
 primitive kinds. The plan is a list of ``Stmt``s (``Assign``, ``ForRange``, ``Reduce``, ``Scatter``,
 ``Loop``) that a backend renders: ``engines/compiled.py`` as a numba function. A GPU backend renders
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -106,6 +112,8 @@ class Reduce:
     target: str
     term: str
     update: str
+    prim: str = "sum"
+    """The primitive reduced: ``sum`` for the D accumulators, which are sums by construction."""
 
 
 @dataclass
@@ -126,6 +134,8 @@ class Loop:
     length: str
     accumulators: list[str]
     body: list[Any]
+    inits: dict[str, str] = field(default_factory=dict)
+    """Each accumulator's start, from its reduction's ``init`` template, where it is not ``0.0``."""
 
 
 @dataclass
@@ -215,6 +225,7 @@ class _Planner:
             self.phase[e.out.slot] = ph + 1 if self.is_reduction(e) else ph
         self.work: list[str] = []
         self.work_blocks: list[str] = []
+        self.normaliser: dict[int, str] = {}  # reduction slot -> the sum of its adjoint's weights
 
     # -- classification --
     def is_reduction(self, e: Eqn) -> bool:
@@ -274,9 +285,8 @@ class _Planner:
                 if self.phase[r.inputs[0].slot] == k:
                     groups.setdefault(r.inputs[0].shape[0], []).append(r)
             for reds in groups.values():
-                before, loop, contractions = self.loop(reds)
-                body += before
-                body.append(loop)
+                before, loops, contractions = self.loop(reds)
+                body += before + loops
                 loops_by_phase.setdefault(k, []).append(contractions)
         value = self.value(p.out)
 
@@ -303,6 +313,8 @@ class _Planner:
                     g = self.cotangent(red.out)
                     if g not in assigned:
                         continue
+                    if red.out.slot in self.normaliser:
+                        g = f"({g} / {self.normaliser[red.out.slot]})"
                     for target, d in terms:
                         if d in self.work:  # a vector block: grad[offset + j] += g * w[j]
                             reverse.append(
@@ -318,7 +330,7 @@ class _Planner:
                 ct = self.cotangent(var)
                 body.append(Assign(f"grad[{offset}]", ct if ct in assigned else "0.0"))
             offset += size
-        loops = sum(len(v) for v in loops_by_phase.values())
+        loops = sum(isinstance(s, Loop) for s in body)
         return Plan(
             p.name,
             [self.data_name[v.slot] for v in p.data.values()],
@@ -341,10 +353,11 @@ class _Planner:
         t = templates_of(e.prim)
         return Assign(self.value(e.out), self.render(t["expr"], e, "", self.value))
 
-    def loop(self, reds: list[Eqn]) -> tuple[list[Any], Loop, list[tuple[Eqn, list[tuple[str, str]]]]]:
-        """One pass computing ``reds`` (reductions over the same length) and their D accumulators.
+    def loop(self, reds: list[Eqn]) -> tuple[list[Any], list[Loop], list[tuple[Eqn, list[tuple[str, str]]]]]:
+        """One pass computing ``reds`` (reductions over the same length) and their D accumulators, and
+        a second where a reduction's derivative reads its value (see the module docstring).
 
-        Returns the statements to run before the loop (clearing its work vectors), the loop, and
+        Returns the statements to run before the loops (clearing their work vectors), the loops, and
         per reduction its contraction terms: (cotangent or ``grad[...]`` target, accumulator).
         """
         # the loop's elementwise equations: every vector ancestor of the reductions' operands
@@ -387,6 +400,8 @@ class _Planner:
 
         body: list[Any] = []
         loaded: set[int] = set()
+        accumulators: list[str] = []
+        inits: dict[str, str] = {}
 
         def el(a: Atom) -> str:
             is_input = isinstance(a, Var) and a.slot in loop_atoms and a.slot not in self.eqn_of
@@ -395,35 +410,36 @@ class _Planner:
                 loaded.add(a.slot)
             return self.element(a, loop_atoms)
 
-        # forward
-        for e in eqns:
-            t = templates_of(e.prim)
-            if e.prim.kind == "matvec":
-                mat, vec = self.value(e.inputs[0]), self.value(e.inputs[1])
-                body.append(Assign(self.value(e.out), "0.0"))
-                term = t["term"].format(x=f"{mat}[i, j]", y=f"{vec}[j]")
-                inner = _inner_length(e.inputs[0].shape[1], f"{mat}.shape[1]")
-                body.append(ForRange("j", inner, [Assign(self.value(e.out), term, "+=")]))
-            elif e.prim.kind == "gather":
-                body.append(
-                    Assign(self.value(e.out), t["expr"].format(x=self.value(e.inputs[0]), y=el(e.inputs[1])))
-                )
-            else:
-                body.append(Assign(self.value(e.out), self.render(t["expr"], e, "", el)))
-        accumulators = []
+        def forward() -> None:
+            for e in eqns:
+                t = templates_of(e.prim)
+                if e.prim.kind == "matvec":
+                    mat, vec = self.value(e.inputs[0]), self.value(e.inputs[1])
+                    body.append(Assign(self.value(e.out), "0.0"))
+                    term = t["term"].format(x=f"{mat}[i, j]", y=f"{vec}[j]")
+                    inner = _inner_length(e.inputs[0].shape[1], f"{mat}.shape[1]")
+                    body.append(ForRange("j", inner, [Assign(self.value(e.out), term, "+=")]))
+                elif e.prim.kind == "gather":
+                    x, idx = self.value(e.inputs[0]), el(e.inputs[1])
+                    body.append(Assign(self.value(e.out), t["expr"].format(x=x, y=idx)))
+                else:
+                    body.append(Assign(self.value(e.out), self.render(t["expr"], e, "", el)))
+
+        forward()
         for r in reds:
             t = templates_of(r.prim)
             acc = self.value(r.out)
             accumulators.append(acc)
+            if t["init"] != "0.0":
+                inits[acc] = t["init"]
             term = el(r.inputs[0])
-            body.append(Reduce(acc, term, t["update"].format(acc=acc, x=term)))
+            body.append(Reduce(acc, term, t["update"].format(acc=acc, x=term), r.prim.name))
 
         # local reverse sweeps, one per reduction that depends on theta
         contractions: list[tuple[Eqn, list[tuple[str, str]]]] = []
         work: list[str] = []
-        for r in reds:
-            if r.out.slot not in self.active:
-                continue
+
+        def sweep(r: Eqn) -> None:
             terms: list[tuple[str, str]] = []
             assigned: set[str] = set()
 
@@ -458,7 +474,12 @@ class _Planner:
                     raise Unsupported(f"the cotangent of slot {a.slot} cannot be accumulated in a loop")
 
             red_t = templates_of(r.prim)
-            contribute(r.inputs[0], red_t["adjoint"][0].format(g="1.0"))
+            weight = red_t["adjoint"][0].format(g="1.0", x=el(r.inputs[0]), ans=self.value(r.out))
+            if red_t.get("normalise"):
+                total = self.normaliser[r.out.slot] = f"n{r.out.slot}"
+                accumulators.append(total)
+                body.append(Reduce(total, weight, f"({total} + {weight})"))
+            contribute(r.inputs[0], weight)
             for e in reversed(eqns):
                 if e.out.slot not in self.active or self.cotangent(e.out) not in assigned:
                     continue
@@ -476,8 +497,21 @@ class _Planner:
                             idx = "i" if (a.shape != () and a.slot not in members) else None
                             contribute(a, expr, idx)
             contractions.append((r, terms))
+
+        swept = [r for r in reds if r.out.slot in self.active]
+        late = [r for r in swept if "{ans}" in templates_of(r.prim)["adjoint"][0]]
+        for r in swept:
+            if r not in late:
+                sweep(r)
+        loops = [Loop("i", length, accumulators, body, inits)]
+        if late:  # the second pass: these reductions' values are known now
+            body, loaded, accumulators = [], set(), []
+            forward()
+            for r in late:
+                sweep(r)
+            loops.append(Loop("i", length, accumulators, body))
         before = [ForRange("j", f"{w}.shape[0]", [Assign(f"{w}[j]", "0.0")]) for w in work]
-        return before, Loop("i", length, accumulators, body), contractions
+        return before, loops, contractions
 
     def grad_offset(self, a: Var) -> int:
         offset = 0

@@ -70,7 +70,7 @@ def _render(stmts: list[Any], depth: int) -> list[str]:
             lines.append(f"{pad}for {s.index} in range({s.length}):")
             lines += _render(s.body, depth + 1)
         elif isinstance(s, Loop):
-            lines += [f"{pad}{acc} = 0.0" for acc in s.accumulators]
+            lines += [f"{pad}{acc} = {s.inits.get(acc, '0.0')}" for acc in s.accumulators]
             lines.append(f"{pad}for {s.index} in range({s.length}):  # the one pass over the data")
             lines += _render(s.body, depth + 1)
         else:

@@ -22,8 +22,9 @@ the SAME plan, statement for statement and with the same template expressions, a
 Where the two backends cannot share, and why:
 
 - combining partial sums is addition (the shared-memory tree and ``cuda.atomic.add``): the plan's
-  loop reductions are sums (``sum``, the table's one reduction, and the D accumulators, sums by
-  construction). A ``Reduce`` whose ``update`` is not ``target + term`` is refused by name.
+  loop reductions are sums (``sum`` and the D accumulators, sums by construction). A ``Reduce``
+  whose ``update`` is not ``target + term`` from 0 (``max``, ``logsumexp``) is refused, naming its
+  primitive.
 - a host ``ForRange`` (clearing ``grad``, the contraction ``grad[o + j] += g * w[j]``) is written as
   NumPy over ``j = np.arange(L)``: its statements are elementwise in ``j`` with distinct targets by
   construction, and a Python loop over the J random effects (J = n / 10) would cost more than the
@@ -160,11 +161,6 @@ def _kernel_body(stmts: list[Any], depth: int, local: set[str], dtype: str) -> l
         if isinstance(s, Assign):
             lines.append(f"{pad}{s.target} {s.op} {_typed(s.expr, dtype)}")
         elif isinstance(s, Reduce):
-            if not _is_sum(s):
-                raise Unsupported(
-                    f"the gpu backend combines partial reductions by addition (block sums and atomic "
-                    f"adds); the reduction {s.target} = {s.update} is not a sum"
-                )
             lines.append(f"{pad}{s.target} = {_typed(s.update, dtype)}")
         elif isinstance(s, Scatter):
             expr = _typed(s.expr, dtype)
@@ -205,6 +201,12 @@ def _kernel(k: int, loop: Loop, sizes: dict[str, int], dtype: str) -> tuple[Kern
     for s in _walk(loop.body):
         if isinstance(s, Scatter):
             scattered.setdefault(s.array, set()).add(s.index)
+    for s in _walk(loop.body):
+        if isinstance(s, Reduce) and not (_is_sum(s) and loop.inits.get(s.target, "0.0") == "0.0"):
+            raise Unsupported(
+                f"the gpu backend combines partial reductions by addition (block sums and atomic adds); "
+                f"for primitive {s.prim!r}, the reduction {s.target} = {s.update} is not a sum from 0"
+            )
     local = {w for w, idx in scattered.items() if idx == {"j"} and sizes[w] <= LOCAL_UP_TO}
     atomic = [w for w in scattered if w not in local]
     body = _kernel_body(loop.body, 2, local, dtype)
@@ -287,6 +289,8 @@ def render(p: Plan, sizes: dict[str, int], dtype: str = "float64", threads: int 
     for s in p.body:
         if isinstance(s, Loop):
             kernel, lines = _kernel(len(rendered.kernels), s, sizes, dtype)
+            if any(name in kernel.params for k in pending for name, _ in k.out + k.atomic):
+                fetch()  # this loop reads a value the pending loops compute
             source += lines
             for name, size in kernel.out + kernel.atomic:
                 rendered.offsets[name] = (rendered.size, rendered.size + size)

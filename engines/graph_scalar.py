@@ -3,10 +3,12 @@
 A vector is a Python list of scalar ``Value`` nodes, so ``y - mu`` over n observations creates n
 nodes, and ``sum`` is a chain of n - 1 additions. This is the cost the talk describes for
 array-of-structs: the same math as ``graph``, with the work multiplied by the number of scalars.
-Scalar nodes apply the same table rules as every engine (``engines.primitives``); vector
+Scalar nodes apply the same table rules as every engine (``engines.primitives``); three vector
 primitives are spelled out over scalar ones: ``sum`` as repeated ``add``, ``matvec`` as rows of
 ``mul`` and ``add``, and ``gather`` as plain list indexing (the reused node accumulates the
-scatter-add by itself).
+scatter-add by itself). Any other reduction (``max``, ``logsumexp``, an outside one) is one node
+over its n elements, with the primitive's own forward and rule: never assumed to be a sum. A
+primitive of another kind has no scalar form here and raises ``Unsupported`` naming it.
 
 Backward reuses the graph engine's iterative topological sort, so a sum over 1e6 terms cannot hit
 Python's recursion limit; the cyclic garbage collector is paused during a call, since millions of
@@ -25,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from engines.base import Engine, Prepared
+from engines.base import Engine, Prepared, Unsupported
 from engines.graph import backward
 from engines.ops import Arithmetic, Concrete, Ops
 from engines.primitives import PRIMITIVES, Primitive, vjp
 from problems.base import Data, Problem
 
-_ADD, _MUL = PRIMITIVES["add"], PRIMITIVES["mul"]
+_ADD, _MUL, _SUM = PRIMITIVES["add"], PRIMITIVES["mul"], PRIMITIVES["sum"]
+_MATVEC, _GATHER = PRIMITIVES["matvec"], PRIMITIVES["gather"]
 
 
 class Value(Arithmetic, Concrete):
@@ -78,16 +81,39 @@ def _total(xs: list[Any]) -> Any:
     return acc
 
 
+def reduce_apply(prim: Primitive, xs: list[Any]) -> Value:
+    """One node of the reduction ``prim`` over the scalars ``xs``: the table's forward of their values,
+    and its rule's cotangent vector handed back element by element."""
+    vals = np.array([x.data if isinstance(x, Value) else x for x in xs], dtype=np.float64)
+    out = Value(float(prim.forward(vals)), tuple(x for x in xs if isinstance(x, Value)))
+
+    def _backward() -> None:
+        c = vjp(prim, 0, out.grad, out.data, (vals,))
+        for x, ck in zip(xs, c):
+            if isinstance(x, Value):
+                x.grad += float(ck)
+
+    out._backward = _backward
+    return out
+
+
 def apply(prim: Primitive, *args: Any) -> Any:
     """Apply ``prim`` to scalars, or elementwise over lists and arrays of scalars."""
-    if prim.kind == "reduce":
+    if prim is _SUM:
         return _total(list(args[0]))
-    if prim.kind == "matvec":
+    if prim is _MATVEC:
         a, x = args
         return Vector(_total([scalar_apply(_MUL, aij, xj) for aij, xj in zip(row, x)]) for row in a)
-    if prim.kind == "gather":
+    if prim is _GATHER:
         x, idx = args
         return Vector(x[i] for i in idx)
+    if prim.kind == "reduce":
+        return reduce_apply(prim, list(args[0]))
+    if prim.kind != "elementwise":
+        raise Unsupported(
+            f"graph-scalar has no scalar form of primitive {prim.name!r} (kind {prim.kind!r}); "
+            "the graph engine takes it as a whole array"
+        )
     vectors = [a for a in args if _is_vector(a)]
     if not vectors:
         return scalar_apply(prim, *args)

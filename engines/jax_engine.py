@@ -37,12 +37,15 @@ CUDA_PLUGINS = ("jax_cuda13_plugin", "jax_cuda12_plugin", "jax_plugins")
 
 @functools.cache
 def jax_ops() -> Ops:
-    """The primitive table as ``jax.numpy`` functions (importing JAX and enabling float64)."""
+    """The primitive table as ``jax.numpy`` functions (importing JAX and enabling float64), and
+    ``jax.nn``'s stable forms where ``jax.numpy`` has none. JAX's max, maximum and abs split ties as
+    the table does (``engines.primitives``)."""
     import jax
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
-    return Ops.like_numpy("jax", jnp)
+    nn = {"logsumexp": jax.nn.logsumexp, "sigmoid": jax.nn.sigmoid, "log_sigmoid": jax.nn.log_sigmoid}
+    return Ops.like_numpy("jax", jnp, nn)
 
 
 class JaxEngine(Engine):

@@ -3,7 +3,13 @@
 An ``Ops`` object has one method per primitive in the table (``ops.exp(x)``, ``ops.matvec(A, x)``,
 ...). In-house engines build theirs from a single ``apply(primitive, *args)`` function, so that a new
 primitive reaches every engine by being added to the table. Framework adapters build theirs from a
-dict of the framework's own functions (``{"exp": jnp.exp, ...}``), checked to cover the whole table.
+dict of the framework's own functions (``{"exp": jnp.exp, ...}``).
+
+Built-in primitives are bound when a namespace is built; outside ones (``engines.primitive_plugins``)
+on access, through ``resolve``, so that building a namespace never loads the entry points. A
+namespace that has no function for a known primitive raises ``engines.base.Unsupported`` naming it
+(a cell ``unsupported``, not an error); a name that is no primitive raises ``AttributeError`` listing
+the known ones and how to add one.
 
 Arithmetic operators are sugar for the same primitives: an engine's value class mixes in
 ``Arithmetic`` and ``a + b`` becomes ``ops.add(a, b)``. So a problem may write ``(y - mu) / sigma``.
@@ -16,22 +22,42 @@ from typing import Any
 
 import numpy as np
 
-from engines.primitives import ALL_PRIMITIVES, PRIMITIVES, Primitive
+from engines.base import Unsupported
+from engines.primitives import ALL_PRIMITIVES, PRIMITIVES, RULE_PRIMITIVES, Primitive, unknown
+
+Resolve = Callable[[Primitive], Callable[..., Any]]
 
 
 class Ops:
     """A namespace of primitive functions, one attribute per primitive name.
 
-    It must cover ``PRIMITIVES``, what a problem may call. The in-house engines' namespaces
-    (``from_apply``) also bind ``RULE_PRIMITIVES``, through which their reverse rules run on engine values.
+    ``functions`` must cover the built-in ``PRIMITIVES``, what a problem may call, unless ``resolve``
+    is given: ``resolve(prim)`` gives the function of any primitive not in ``functions`` (outside
+    primitives, and those a framework lacks), or raises ``Unsupported``. The in-house engines'
+    namespaces (``from_apply``) also bind ``RULE_PRIMITIVES``, through which their reverse rules run
+    on engine values.
     """
 
-    def __init__(self, name: str, functions: Mapping[str, Callable[..., Any]]):
-        missing = sorted(set(PRIMITIVES) - set(functions))
-        if missing:
+    def __init__(
+        self, name: str, functions: Mapping[str, Callable[..., Any]], resolve: Resolve | None = None
+    ):
+        missing = sorted(set(PRIMITIVES.builtin) - set(functions))
+        if missing and resolve is None:
             raise TypeError(f"op namespace {name!r} lacks primitives: {', '.join(missing)}")
         self.name = name
+        self._resolve = resolve
         self.__dict__.update(functions)
+
+    def __getattr__(self, attr: str) -> Callable[..., Any]:
+        """Called only for names not bound: an outside primitive, one this namespace lacks, or none."""
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        prim = ALL_PRIMITIVES.get(attr)
+        if prim is None:
+            raise AttributeError(f"op namespace {self.name!r}: {unknown(attr)}")
+        if self._resolve is None:
+            raise Unsupported(f"op namespace {self.name!r} has no function for primitive {attr!r}")
+        return self._resolve(prim)
 
     def __repr__(self) -> str:
         return f"Ops({self.name})"
@@ -48,26 +74,44 @@ class Ops:
             op.__doc__ = prim.doc
             return op
 
-        return cls(name, {p.name: bind(p) for p in ALL_PRIMITIVES.values()})
+        builtin = {**PRIMITIVES.builtin, **RULE_PRIMITIVES.builtin}
+        return cls(name, {p.name: bind(p) for p in builtin.values()}, bind)
 
     @classmethod
-    def like_numpy(cls, name: str, module: Any) -> Ops:
+    def like_numpy(cls, name: str, module: Any, extra: Mapping[str, Callable[..., Any]] | None = None) -> Ops:
         """A namespace from a NumPy-like module (``jax.numpy``, ``torch``, ``autograd.numpy``): each
-        primitive is the module's function named as its NumPy forward (``sub`` is ``np.subtract``,
-        so ``module.subtract``), and ``gather`` is indexing, ``x[idx]``. A primitive the module
-        lacks fails here, by name, when the namespace is built."""
+        primitive is ``extra[name]`` where given, else the module's function named as its NumPy
+        forward (``sub`` is ``np.subtract``, so ``module.subtract``); ``gather`` is indexing,
+        ``x[idx]``. A primitive that has neither raises ``Unsupported``, naming it, where a problem
+        asks for it (so a problem that does not use it still runs)."""
+        extra = dict(extra or {})
+
+        def resolve(prim: Primitive) -> Callable[..., Any]:
+            if prim.name in extra:
+                return extra[prim.name]
+            function = getattr(module, getattr(prim.forward, "__name__", "<no name>"), None)
+            if function is None:
+                raise Unsupported(
+                    f"{name} has no function for primitive {prim.name!r}: {module.__name__} has no "
+                    f"{getattr(prim.forward, '__name__', prim.name)!r}, and the adapter maps none"
+                )
+            return function
+
         functions: dict[str, Callable[..., Any]] = {"gather": _index}
-        for prim in PRIMITIVES.values():
+        for prim in PRIMITIVES.builtin.values():
             if prim.name not in functions:
-                functions[prim.name] = getattr(module, prim.forward.__name__)
-        return cls(name, functions)
+                try:
+                    functions[prim.name] = resolve(prim)
+                except Unsupported:
+                    pass  # left to __getattr__, which raises it where a problem asks
+        return cls(name, functions, resolve)
 
 
 def _index(x: Any, idx: Any) -> Any:
     return x[idx]
 
 
-numpy_ops = Ops("numpy", {p.name: p.forward for p in PRIMITIVES.values()})
+numpy_ops = Ops("numpy", {p.name: p.forward for p in PRIMITIVES.builtin.values()}, lambda p: p.forward)
 """Plain NumPy evaluation: the value of ``loglik`` with no derivatives."""
 
 

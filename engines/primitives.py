@@ -25,158 +25,42 @@ then becomes a graph, or a traced program, that the engine differentiates again.
 chooses dispatch on values over an ``ops`` argument to every rule: rules keep the HIPS shape, and
 the first-order calls pay one attribute look-up where a rule calls a primitive, nothing elsewhere.
 
-Three primitives exist for that closure alone (``RULE_PRIMITIVES``): ``scatter_add``, the adjoint of
-``gather``; ``rmatvec`` (A^T u) and ``outer``, which with ``matvec`` are each other's adjoints. A
-problem does not call them, so framework namespaces and code templates need not provide them.
+Four primitives exist for that closure alone (``RULE_PRIMITIVES``): ``scatter_add``, the adjoint of
+``gather``; ``rmatvec`` (A^T u) and ``outer``, which with ``matvec`` are each other's adjoints; and
+``sign``, through which the kinks of ``abs``, ``maximum`` and ``max`` are written. A problem does
+not call them, so framework namespaces and code templates need not provide them.
+
+Kinks take one subgradient convention, the one JAX, PyTorch and autograd take: where operands tie
+they split the cotangent evenly (``maximum(x, x)`` gives each g / 2, ``max`` over k tied maxima
+gives each g / k), so ``abs`` has derivative 0 at 0, the midpoint of its subdifferential [-1, 1].
+
+Outside packages add primitives through the entry-point group ``adtiers.primitives``
+(``engines.primitive_plugins``); ``PRIMITIVES`` and ``ALL_PRIMITIVES`` include them, loaded on first need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-Rule = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class Primitive:
-    """A named operation: NumPy forward, one reverse rule per input, and static parameters.
-
-    ``kind`` tells code generators how the primitive maps over data: ``elementwise`` (scalars or
-    broadcast vectors), ``reduce`` (vector to scalar), ``matvec`` and ``gather``; the rule primitives
-    have kinds of their own (``scatter``, ``rmatvec``, ``outer``) and no templates.
-    ``examples(rng)`` gives argument tuples on which the table's generated finite-difference test
-    checks every reverse rule, so a new primitive is tested by being added here.
-    ``templates`` holds the primitive's code templates, the tinygrad ``code_for_op`` shape, from
-    which the compiled engines generate source (``engines/codegen.py``). They are scalar Python
-    expressions, so every numba backend compiles them; ``{x}`` and ``{y}`` stand for the operands at
-    one element, ``{ans}`` for the output and ``{g}`` for its cotangent:
-
-    - elementwise: ``expr`` (the value) and ``adjoint``, one expression per operand (the same
-      derivative as the NumPy rule, at one element);
-    - reduce: ``init``, ``update`` (``{acc}`` the running value) and ``adjoint`` (per element);
-    - matvec: ``term``, the summand of one output over the inner index, and ``adjoint`` per operand;
-    - gather: ``expr`` (``{y}`` the index) and ``adjoint``, the value scatter-added at that index.
-    """
-
-    name: str
-    forward: Callable[..., Any]
-    vjps: tuple[Rule | None, ...]
-    kind: str = "elementwise"
-    doc: str = ""
-    examples: Callable[[np.random.Generator], list[tuple[Any, ...]]] | None = None
-    templates: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def arity(self) -> int:
-        return len(self.vjps)
-
-    def __repr__(self) -> str:
-        return f"Primitive({self.name})"
-
-
-def unbroadcast(target_shape: tuple[int, ...], g: Any) -> Any:
-    """Sum a cotangent ``g`` down to ``target_shape``, undoing NumPy broadcasting.
-
-    Broadcasting copies an input along new or length-1 axes; the adjoint of a copy is a sum. An engine
-    value (second order) is summed with the ``sum`` primitive, which reduces to a scalar: the one
-    broadcast the problems use (a scalar against an array).
-    """
-    if _engine_ops(g) is not None:
-        if np.shape(g) == tuple(target_shape):
-            return g
-        if tuple(target_shape) == ():
-            return _call("sum", g)
-        raise NotImplementedError(f"unbroadcast of an engine value of shape {np.shape(g)} to {target_shape}")
-    g = np.asarray(g) if np.ndim(g) else g
-    if np.shape(g) == tuple(target_shape):
-        return g
-    while np.ndim(g) > len(target_shape):
-        g = np.sum(g, axis=0)
-    for axis, size in enumerate(target_shape):
-        if size == 1 and np.shape(g)[axis] != 1:
-            g = np.sum(g, axis=axis, keepdims=True)
-    return g
-
-
-def vjp(prim: Primitive, i: int, g: Any, ans: Any, args: tuple[Any, ...]) -> Any:
-    """Cotangent of input ``i`` of ``prim``, given output cotangent ``g``, shaped like that input."""
-    rule = prim.vjps[i]
-    if rule is None:
-        raise TypeError(
-            f"primitive {prim.name!r} has no reverse rule for argument {i}: it is not differentiable"
-        )
-    return unbroadcast(np.shape(args[i]), rule(g, ans, *args))
-
-
-_PLAIN = frozenset({np.ndarray, np.float64, float, int, np.int64})
-"""Types that are never engine values: the first-order calls pass only these, and skip the look-up."""
-
-
-def _engine_ops(*values: Any) -> Any:
-    """The op namespace of the first engine value (graph Node, tape Tracer) among ``values``, else None."""
-    for v in values:
-        if type(v) not in _PLAIN:
-            ops = getattr(type(v), "_ops", None)
-            if ops is not None:
-                return ops
-    return None
-
-
-def _call(name: str, *args: Any) -> Any:
-    """Primitive ``name`` applied inside a rule: NumPy on plain values, the engine's own op on engine
-    values (a node or an equation), so that a rule's work can be differentiated again."""
-    ops = _engine_ops(*args)
-    return ALL_PRIMITIVES[name].forward(*args) if ops is None else getattr(ops, name)(*args)
-
-
-def _ndim(x: Any) -> int:
-    """The rank of a value: arrays and engine values carry ``ndim``; Python numbers are scalars."""
-    return getattr(x, "ndim", 0)
-
-
-def _scalar_under_array(x: Any, ans: Any) -> bool:
-    """Whether input ``x`` is a scalar broadcast against an array output, so its cotangent is a sum.
-
-    Such a rule returns the summed cotangent itself, fused into one pass (``unbroadcast`` then has
-    nothing to do), rather than an n-long array that ``unbroadcast`` would sum in a second pass.
-    """
-    return _ndim(x) == 0 and _ndim(ans) > 0
-
-
-def _total(x: Any) -> Any:
-    """sum_i x_i over every element (``np.add.reduce`` is ``np.sum`` without its dispatch)."""
-    return np.add.reduce(x, axis=None) if _engine_ops(x) is None else _call("sum", x)
-
-
-def _dot(x: Any, y: Any) -> Any:
-    """sum_i x_i y_i for two arrays of one shape: one fused BLAS pass instead of a product and a sum."""
-    return np.vdot(x, y) if _engine_ops(x, y) is None else _call("sum", x * y)
-
-
-def _broadcast(g: Any, shape: tuple[int, ...]) -> Any:
-    """The scalar ``g`` seen as an array of ``shape``: a view with zero strides, no data copied.
-
-    The same as ``np.broadcast_to``, which spends microseconds on checks that a scalar does not need.
-    An engine value is multiplied by ones instead, a product that the engine can differentiate.
-    """
-    if _engine_ops(g) is not None:
-        return g * np.ones(shape)
-    return np.ndarray(shape, buffer=np.array([g], dtype=np.float64), strides=(0,) * len(shape))
-
-
-def _uniform(g: Any) -> Any:
-    """A cotangent that is one scalar seen through zero strides (``sum``'s) as that scalar, else ``g``.
-
-    A rule that multiplies ``g`` into a full array then does so in one pass: ``(2 g) x`` rather than
-    ``2 g`` materialised first and multiplied by ``x`` second.
-    """
-    if type(g) is np.ndarray and g.ndim and not any(g.strides):
-        return g.reshape(-1)[0]
-    return g
+from engines.primitive_plugins import (
+    ENTRY_POINT_GROUP,
+    Table,
+    _broadcast,
+    _call,
+    _dot,
+    _ndim,
+    _scalar_under_array,
+    _total,
+    _uniform,
+)
+from engines.primitive_plugins import Primitive as Primitive
+from engines.primitive_plugins import Rule as Rule
+from engines.primitive_plugins import call as call
+from engines.primitive_plugins import unbroadcast as unbroadcast
+from engines.primitive_plugins import vjp as vjp
 
 
 def _square_vjp(g: Any, ans: Any, x: Any, *, out: np.ndarray | None = None) -> Any:
@@ -241,6 +125,76 @@ def _rmatvec(a: Any, u: Any) -> Any:
 def _sum_vjp(g: Any, ans: Any, x: Any) -> Any:
     """d/dx of sum(x): every element receives g."""
     return _broadcast(g, np.shape(x))
+
+
+def _abs_vjp(g: Any, ans: Any, x: Any) -> Any:
+    """d/dx |x| = sign(x), 0 at the kink x = 0 (the convention of the module docstring)."""
+    return g * _call("sign", x)
+
+
+def _maximum_share(x: Any, y: Any) -> Any:
+    """d/dx maximum(x, y) = H(x - y) = (1 + sign(x - y)) / 2: 1 where x is larger, 1/2 at a tie."""
+    return 0.5 + 0.5 * _call("sign", x - y)
+
+
+def _maximum_vjp_x(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    """d/dx of maximum(x, y) is H(x - y): the cotangent is g H(x - y) (for a scalar x, <g, H>)."""
+    share = _maximum_share(x, y)
+    return _dot(g, share) if _scalar_under_array(x, ans) else g * share
+
+
+def _maximum_vjp_y(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    """d/dy of maximum(x, y) is H(y - x) = 1 - H(x - y): g (1 - H(x - y)) (for a scalar y, summed)."""
+    share = 1.0 - _maximum_share(x, y)
+    return _dot(g, share) if _scalar_under_array(y, ans) else g * share
+
+
+def _max_vjp(g: Any, ans: Any, x: Any) -> Any:
+    """d/dx_i of max(x) is 1 where x_i attains the max, else 0, and k tied maxima take g / k each.
+
+    e = 1 - sign(ans - x) is that indicator (ans >= x_i, so the sign is 0 or 1); the cotangent is
+    g e / sum(e). Written with table primitives, so that it differentiates again (to zero).
+    """
+    e = 1.0 - _call("sign", ans - x)
+    return g * e / _total(e)
+
+
+def logsumexp(x: Any) -> Any:
+    """log sum_i exp(x_i) as m + log sum_i exp(x_i - m), m = max(x): no exp overflows, and the
+    largest term is exp(0) = 1, so the log never sees an underflow to 0."""
+    m = np.max(x)
+    return m + np.log(np.sum(np.exp(x - m)))
+
+
+def _logsumexp_vjp(g: Any, ans: Any, x: Any) -> Any:
+    """d/dx_i of log sum_j exp(x_j) is softmax(x)_i = exp(x_i - ans), stable since x_i <= ans."""
+    return _uniform(g) * _call("exp", x - ans)
+
+
+def sigmoid(x: Any) -> Any:
+    """1 / (1 + exp(-x)) as exp(min(x, 0)) / (1 + exp(-|x|)): no exp of a positive number, so
+    nothing overflows, and each side keeps its relative precision (no ``where``)."""
+    return np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))
+
+
+def log_sigmoid(x: Any) -> Any:
+    """log sigmoid(x) = -log(1 + exp(-x)) as min(x, 0) - log1p(exp(-|x|)): exact for large |x|."""
+    return np.minimum(x, 0.0) - np.log1p(np.exp(-np.abs(x)))
+
+
+def _sigmoid_vjp(g: Any, ans: Any, x: Any) -> Any:
+    """sigmoid' = sigmoid(x) sigmoid(-x), which keeps its relative precision where 1 - sigmoid(x)
+    would cancel (sigmoid near 1)."""
+    return g * ans * _call("sigmoid", -x)
+
+
+def _signed_examples(rng: np.random.Generator) -> list[tuple[Any, ...]]:
+    """Both signs, and scalars far out in the tails, where the stable forms matter."""
+    return [(rng.uniform(-4.0, 4.0, 6),), (np.float64(-30.0),), (np.float64(25.0),)]
+
+
+_STABLE_SIGMOID = "(math.exp(min({x}, 0.0)) / (1.0 + math.exp(-abs({x}))))"
+_STABLE_SIGMOID_NEG = "(math.exp(min(-{x}, 0.0)) / (1.0 + math.exp(-abs({x}))))"
 
 
 def _scatter_examples(rng: np.random.Generator) -> list[tuple[Any, ...]]:
@@ -334,6 +288,93 @@ _TABLE = [
         templates={"init": "0.0", "update": "({acc} + {x})", "adjoint": ("{g}",)},
     ),
     Primitive(
+        "abs",
+        np.abs,
+        (_abs_vjp,),
+        doc="|x|; d/dx = sign(x), 0 at x = 0 (a tie of x and -x, split evenly)",
+        examples=_signed_examples,
+        templates={
+            "expr": "abs({x})",
+            "adjoint": ("({g} * (1.0 if {x} > 0.0 else (-1.0 if {x} < 0.0 else 0.0)))",),
+        },
+    ),
+    Primitive(
+        "maximum",
+        np.maximum,
+        (_maximum_vjp_x, _maximum_vjp_y),
+        doc="max(x, y) elementwise; d/dx = H(x - y), d/dy = H(y - x), 1/2 each at a tie",
+        examples=_binary_examples,
+        templates={
+            "expr": "max({x}, {y})",
+            "adjoint": (
+                "({g} * (1.0 if {x} > {y} else (0.5 if {x} == {y} else 0.0)))",
+                "({g} * (1.0 if {y} > {x} else (0.5 if {x} == {y} else 0.0)))",
+            ),
+        },
+    ),
+    Primitive(
+        "log1p",
+        np.log1p,
+        (lambda g, ans, x: g / (1.0 + x),),
+        doc="log(1 + x), exact for small x; d/dx = 1 / (1 + x)",
+        examples=_unary_examples,
+        templates={"expr": "math.log1p({x})", "adjoint": ("({g} / (1.0 + {x}))",)},
+    ),
+    Primitive(
+        "expm1",
+        np.expm1,
+        (lambda g, ans, x: g * (ans + 1.0),),
+        doc="exp(x) - 1, exact for small x; d/dx = exp(x) = ans + 1",
+        examples=_signed_examples,
+        templates={"expr": "math.expm1({x})", "adjoint": ("({g} * ({ans} + 1.0))",)},
+    ),
+    Primitive(
+        "sigmoid",
+        sigmoid,
+        (_sigmoid_vjp,),
+        doc="1 / (1 + exp(-x)), stable; d/dx = sigmoid(x) sigmoid(-x)",
+        examples=_signed_examples,
+        templates={"expr": _STABLE_SIGMOID, "adjoint": (f"({{g}} * {{ans}} * {_STABLE_SIGMOID_NEG})",)},
+    ),
+    Primitive(
+        "log_sigmoid",
+        log_sigmoid,
+        (lambda g, ans, x: g * _call("sigmoid", -x),),
+        doc="log sigmoid(x), stable; d/dx = 1 - sigmoid(x) = sigmoid(-x), with no cancellation",
+        examples=_signed_examples,
+        templates={
+            "expr": "(min({x}, 0.0) - math.log1p(math.exp(-abs({x}))))",
+            "adjoint": (f"({{g}} * {_STABLE_SIGMOID_NEG})",),
+        },
+    ),
+    Primitive(
+        "max",
+        np.max,
+        (_max_vjp,),
+        kind="reduce",
+        doc="max_i x_i, a vector to a scalar; d/dx_i = [x_i = max] / (number of maxima)",
+        examples=lambda rng: [(rng.standard_normal(6),)],
+        templates={
+            "init": "-math.inf",
+            "update": "max({acc}, {x})",
+            "adjoint": ("(1.0 if {x} == {ans} else 0.0)",),
+            "normalise": True,
+        },
+    ),
+    Primitive(
+        "logsumexp",
+        logsumexp,
+        (_logsumexp_vjp,),
+        kind="reduce",
+        doc="log sum_i exp(x_i), stable; d/dx_i = softmax(x)_i = exp(x_i - ans)",
+        examples=lambda rng: [(rng.standard_normal(6),), (40.0 * rng.standard_normal(6),)],
+        templates={
+            "init": "-math.inf",
+            "update": "(max({acc}, {x}) + math.log1p(math.exp(-abs({acc} - {x}))))",
+            "adjoint": ("math.exp({x} - {ans})",),
+        },
+    ),
+    Primitive(
         "matvec",
         np.matmul,
         (lambda g, ans, a, x: _call("outer", g, x), lambda g, ans, a, x: _call("rmatvec", a, g)),
@@ -378,16 +419,32 @@ _RULE_TABLE = [
         doc="u v^T (matvec's adjoint in A); d/du = G v (matvec), d/dv = G^T u (rmatvec)",
         examples=lambda rng: [(rng.standard_normal(6), rng.standard_normal(3))],
     ),
+    Primitive(
+        "sign",
+        np.sign,
+        (lambda g, ans, x: 0.0 * g,),
+        doc="sign(x), 0 at 0 (the kinks' derivative); d/dx = 0, its spike at 0 dropped as a subgradient",
+        examples=lambda rng: [(rng.uniform(-2.0, 2.0, 5),)],
+    ),
 ]
 
-PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _TABLE}
-"""Every primitive by name. A problem's ``loglik`` may use exactly these (as ``ops.<name>``)."""
+PRIMITIVES: Mapping[str, Primitive] = Table({p.name: p for p in _TABLE}, outside=True)
+"""Every primitive by name, outside ones included. A problem's ``loglik`` may use exactly these."""
 
-RULE_PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _RULE_TABLE}
+RULE_PRIMITIVES: Mapping[str, Primitive] = Table({p.name: p for p in _RULE_TABLE}, outside=False)
 """The primitives that only reverse rules use, so that the rules can be differentiated in turn."""
 
-ALL_PRIMITIVES: dict[str, Primitive] = {**PRIMITIVES, **RULE_PRIMITIVES}
+ALL_PRIMITIVES: Mapping[str, Primitive] = Table({p.name: p for p in (*_TABLE, *_RULE_TABLE)}, outside=True)
 """The whole table: what the in-house engines' op namespaces bind and the finite-difference test checks."""
+
+
+def unknown(name: str) -> str:
+    """Why ``name`` is no primitive: the known ones, and how to add one."""
+    return (
+        f"unknown primitive {name!r}; known: {', '.join(PRIMITIVES)}. Add one to engines/primitives.py, "
+        f"or from an outside package through the entry-point group {ENTRY_POINT_GROUP!r} "
+        "(README.md, 'Adding a primitive')"
+    )
 
 
 def get(name: str) -> Primitive:
@@ -395,4 +452,4 @@ def get(name: str) -> Primitive:
     try:
         return ALL_PRIMITIVES[name]
     except KeyError:
-        raise KeyError(f"unknown primitive {name!r}; known: {', '.join(ALL_PRIMITIVES)}") from None
+        raise KeyError(unknown(name)) from None

@@ -220,8 +220,12 @@ class Tracer(Arithmetic):
 
 def _out_shape(prim: Primitive, atoms: list[Atom]) -> tuple[int, ...]:
     """The output shape of ``prim`` from its operands' shapes, by the primitive's kind (a scatter-add
-    from the value of its length operand, a constant)."""
+    from the value of its length operand, a constant). A kind the tape does not know (an outside
+    primitive's) gets the shape of its NumPy forward on zeros of the operands' shapes."""
     shapes = [a.shape for a in atoms]
+    if prim.kind not in _KNOWN_KINDS:
+        probe = [a.value if isinstance(a, Literal) else np.zeros(a.shape, a.dtype) for a in atoms]
+        return tuple(np.shape(prim.forward(*probe)))
     if prim.kind == "reduce":
         return ()
     if prim.kind == "matvec":
@@ -238,6 +242,9 @@ def _out_shape(prim: Primitive, atoms: list[Atom]) -> tuple[int, ...]:
             raise TypeError(f"the length of {prim.name} must be a constant, not a traced value")
         return (int(size.value),)
     return tuple(np.broadcast_shapes(*shapes))
+
+
+_KNOWN_KINDS = frozenset({"elementwise", "reduce", "matvec", "rmatvec", "outer", "gather", "scatter"})
 
 
 class _Builder:

@@ -33,10 +33,21 @@ from problems.base import Data, Problem
 
 @functools.cache
 def torch_ops() -> Ops:
-    """The primitive table as ``torch`` functions."""
+    """The primitive table as ``torch`` functions; ``torch.maximum`` and ``torch.logsumexp`` wrapped
+    (the one takes tensors only, the other needs its dimension). PyTorch's max, maximum and abs split
+    ties as the table does (``engines.primitives``)."""
     import torch
 
-    return Ops.like_numpy("torch", torch)
+    def maximum(x: Any, y: Any) -> Any:
+        like = x if isinstance(x, torch.Tensor) else y
+        as_tensor = functools.partial(torch.as_tensor, dtype=like.dtype, device=like.device)
+        return torch.maximum(as_tensor(x), as_tensor(y))
+
+    def logsumexp(x: Any) -> Any:
+        return torch.logsumexp(x.reshape(-1), 0)
+
+    extra = {"maximum": maximum, "logsumexp": logsumexp, "log_sigmoid": torch.nn.functional.logsigmoid}
+    return Ops.like_numpy("torch", torch, extra)
 
 
 def loglik_function(problem: Problem) -> Callable[..., Any]:
