@@ -30,9 +30,10 @@ Four primitives exist for that closure alone (``RULE_PRIMITIVES``): ``scatter_ad
 ``sign``, through which the kinks of ``abs``, ``maximum`` and ``max`` are written. A problem does
 not call them, so framework namespaces and code templates need not provide them.
 
-Kinks take one subgradient convention, the one JAX, PyTorch and autograd take: where operands tie
-they split the cotangent evenly (``maximum(x, x)`` gives each g / 2, ``max`` over k tied maxima
-gives each g / k), so ``abs`` has derivative 0 at 0, the midpoint of its subdifferential [-1, 1].
+Kinks take one subgradient convention: where operands tie they split the cotangent evenly
+(``maximum(x, x)`` gives each g / 2, ``max`` over k tied maxima gives each g / k), as JAX, PyTorch
+and autograd do; so ``abs`` (a tie of x and -x) has derivative 0 at 0, the midpoint of its
+subdifferential [-1, 1], as in PyTorch and autograd (JAX takes 1 there).
 
 Outside packages add primitives through the entry-point group ``adtiers.primitives``
 (``engines.primitive_plugins``); ``PRIMITIVES`` and ``ALL_PRIMITIVES`` include them, loaded on first need.
