@@ -1,11 +1,16 @@
 """What is particular to the Tier 0 engines: the graph is rebuilt per call and scales linearly."""
 
 import numpy as np
+import pytest
+from problem_fakes import Kinks, LogLinear, LogLinearLse
 
-from engines.graph import Node, backward, topological_order
+from engines.base import Unsupported
+from engines.graph import GraphEngine, Node, backward, topological_order
 from engines.graph import ops as graph_ops
-from engines.graph_scalar import GraphScalarEngine, Value
+from engines.graph_scalar import GraphScalarEngine, Value, Vector, apply
 from engines.graph_scalar import ops as scalar_ops
+from engines.primitives import Primitive
+from harness.fit import difference_hessian
 from problems import PROBLEMS
 
 
@@ -46,8 +51,6 @@ def test_scalar_engine_builds_a_node_per_scalar_linear_in_n():
 
 
 def test_array_engine_graph_size_does_not_depend_on_n():
-    from engines.graph import GraphEngine
-
     problem = PROBLEMS["normal"]
     sizes = []
     for n in (10, 10000):
@@ -75,3 +78,36 @@ def test_create_graph_makes_the_gradient_a_graph_that_differentiates_again():
     backward(gx, np.eye(1, 3, 1)[0])
     np.testing.assert_allclose(x.grad, [0.0, np.exp(0.2) * 2.0, 0.0], rtol=1e-15)
     assert y.grad == np.exp(0.2)
+
+
+def test_scalar_engine_takes_a_reduction_by_its_own_rule_not_as_a_sum():
+    """``max`` and ``logsumexp`` are one node over the elements, with the table's forward and rule
+    (the old engine summed every reduction); tied maxima split the cotangent."""
+    xs = Vector([Value(1.0), Value(3.0), Value(3.0)])
+    biggest = scalar_ops.max(xs)
+    assert biggest.data == 3.0 and len(biggest.parents) == 3
+    backward(biggest)
+    assert [x.grad for x in xs] == [0.0, 0.5, 0.5]
+    xs = Vector([Value(0.0), Value(np.log(3.0))])
+    backward(scalar_ops.logsumexp(xs))
+    np.testing.assert_allclose([x.grad for x in xs], [0.25, 0.75], rtol=1e-15)
+
+
+def test_scalar_engine_refuses_a_kind_it_has_no_scalar_form_for_by_name():
+    cumsum = Primitive("cumsum", np.cumsum, (lambda g, ans, x: np.cumsum(g[::-1])[::-1],), kind="scan")
+    with pytest.raises(Unsupported, match=r"no scalar form of primitive 'cumsum' \(kind 'scan'\)"):
+        apply(cumsum, Vector([Value(1.0), Value(2.0)]))
+
+
+@pytest.mark.parametrize("problem", [LogLinear(), LogLinearLse(), Kinks()], ids=lambda p: p.name)
+def test_second_order_through_the_new_primitives(problem):
+    """Their rules are written with table primitives (``sign`` for the kinks), so the graph's
+    gradient differentiates again: the Hessian against differences of the reference gradient."""
+    n = 20
+    data = problem.make_data(n, 0)
+    for name, theta in problem.check_points(n).items():
+        if name == "hard":
+            continue
+        expected = difference_hessian(lambda t: problem.reference(t, data)[1], theta, h=1e-6)
+        got = GraphEngine().prepare(problem, data).hessian(theta)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(expected).max()))
