@@ -10,13 +10,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from problem_fakes import Kinks, LogLinear, LogLinearLse
 
-from engines.primitives import ALL_PRIMITIVES, PRIMITIVES, _div_vjp_x, _square_vjp, _sub_vjp_y
+from engines.primitives import ALL_PRIMITIVES, PRIMITIVES, Primitive, _div_vjp_x, _square_vjp, _sub_vjp_y
 from engines.tape import ControlFlowError, Eqn, Literal, Program, ProgramCache, Var, check_program, trace
 from engines.tape_engine import _MIN_BUFFERED, Replay, TapeEngine, _rule_reads
 from engines.tape_grad import gradient_program
 from harness.correctness import check_cell
+from harness.fit import difference_hessian
 from problems import PROBLEMS
+from problems.base import Block
 from problems.normal import Normal
 
 
@@ -374,3 +377,34 @@ def test_normal_writes_its_cotangents_into_one_buffer_reused_on_every_call():
         assert value == pytest.approx(ref_value, rel=1e-12)
         np.testing.assert_allclose(grad, ref_grad, rtol=1e-10)
     assert all(c == {id(buffered[0][0].keywords["out"])} for c in cotangents)
+
+
+@pytest.mark.parametrize("problem", [LogLinear(), LogLinearLse(), Kinks()], ids=lambda p: p.name)
+def test_the_gradient_program_of_the_new_primitives_gives_the_hessian(problem):
+    """Their rules trace into table primitives (``sign``, ``exp``, ``sigmoid``), so the tape's
+    second order holds for them: against differences of the reference gradient."""
+    n = 20
+    data = problem.make_data(n, 0)
+    prepared = TapeEngine().prepare(problem, data)
+    for name, theta in problem.check_points(n).items():
+        if name == "hard":
+            continue
+        expected = difference_hessian(lambda t: problem.reference(t, data)[1], theta, h=1e-6)
+        got = prepared.hessian(theta)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(expected).max()))
+    assert "sign" in prepared.info["gradient_program"].op_counts() or problem.name == "loglinear-logsumexp"
+
+
+def test_a_kind_the_tape_does_not_know_takes_its_shape_from_the_forward():
+    """An outside primitive of a new kind (a cumulative sum, ``scan``): traced and replayed."""
+    cumsum = Primitive(
+        "cumsum", np.cumsum, (lambda g, ans, x: np.cumsum(g[::-1])[::-1],), kind="scan", doc="x_1 + ... + x_i"
+    )
+
+    def loglik(ops, params, data):
+        return ops.sum(ops.square(params["x"].builder.record(cumsum, (params["x"],))))
+
+    program = trace(loglik, [Block("x", (3,))], {"n": 3})
+    assert [e.out.shape for e in program.eqns if e.prim is cumsum] == [(3,)]
+    _, grad = Replay(program, {"n": 3}).value_and_grad(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(grad, [2 * (1 + 3 + 6), 2 * (3 + 6), 2 * 6])
