@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from problem_fakes import Centred
+from problem_fakes import SOFTPLUS, Centred, Kinks, LogLinear, LogLinearLse, SoftplusLogistic
 
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install 'adtiers[gpu]')")
 
-from engines import gpu  # noqa: E402
+from engines import gpu, primitive_plugins  # noqa: E402
 from engines.codegen import Unsupported, plan  # noqa: E402
 from engines.compiled import render as render_cpu  # noqa: E402
 from engines.gpu import GpuEngine, GpuFloat32Engine  # noqa: E402
@@ -247,3 +247,32 @@ def test_threads_per_block_must_be_a_power_of_two():
     problem = PROBLEMS["normal"]
     with pytest.raises(ValueError, match="power of two, got 6"):
         GpuEngine(threads=6).generated_source(problem, problem.make_data(10, 0))
+
+
+@needs_kernels
+@pytest.mark.parametrize("cls", [GpuEngine, GpuFloat32Engine], ids=["gpu", "gpu-f32"])
+def test_the_new_elementwise_primitives_agree(cls):
+    """abs, maximum, log1p, expm1, sigmoid and log_sigmoid: the CPU backend's templates in kernels."""
+    failures = correctness_failures(engine(cls), Kinks(), sizes=(10, 60))
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("problem,prim", [(LogLinear(), "max"), (LogLinearLse(), "logsumexp")])
+def test_a_reduction_that_is_not_a_sum_makes_the_cell_unsupported_by_name(problem, prim):
+    with pytest.raises(
+        Unsupported, match=rf"for primitive '{prim}', the reduction v\d+ = .* is not a sum from 0"
+    ):
+        GpuEngine().generated_source(problem, problem.make_data(10, 0))
+    if SIMULATOR or DEVICE:
+        result = check_cell(engine(), problem, 10)
+        assert result.unsupported and f"'{prim}'" in result.unsupported and not result.failed
+
+
+@needs_kernels
+def test_an_outside_primitive_with_templates_runs_in_kernels():
+    primitive_plugins.register(SOFTPLUS)
+    try:
+        result = check_cell(engine(), SoftplusLogistic(), 40)
+    finally:
+        primitive_plugins.unregister("softplus")
+    assert result.passed, result.describe()
