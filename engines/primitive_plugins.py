@@ -1,9 +1,10 @@
 """What a primitive is made of, and how one joins the table from outside (``adtiers.primitives``).
 
-This module holds the ``Primitive`` type, ``vjp`` and ``unbroadcast``, the helpers reverse rules are
-written with (``call`` applies a table primitive inside a rule, on NumPy values or engine values
-alike), and the lazy ``Table`` that ``engines.primitives`` builds from the built-ins and the outside
-primitives. An outside package adds primitives to the one table (``engines.primitives``) from its own
+This module holds the ``Primitive`` type, ``vjp`` and ``unbroadcast``; the helpers reverse rules are
+written with: ``call``, which applies a table primitive inside a rule on NumPy values and engine
+values alike, and the rule primitives (``RULE_PRIMITIVES``: scatter_add, rmatvec, outer, sign) that
+rules call; and the lazy ``Table`` that ``engines.primitives`` builds from the built-ins and the
+outside primitives. An outside package adds primitives to the one table from its
 ``pyproject.toml``::
 
     [project.entry-points."adtiers.primitives"]
@@ -17,9 +18,9 @@ finite-difference test (``tests/test_primitives.py``) checks its rules from its 
 Loading is lazy and happens once: the built-in table answers look-ups of built-in names without
 it, and the entry points are read the first time the table is iterated or asked for a name it does
 not hold. So an outside module may ``from engines.primitives import Primitive, call`` with no
-circular import. An entry point that fails (an import error, not a Primitive, a name that is taken or not
-an identifier) is skipped with a warning naming it; ``broken_primitives()`` lists them. ``register``
-adds primitives in-process (tests, notebooks) with the same checks, raising instead of warning.
+circular import. An entry point that fails (an import error, not a Primitive, a name that is taken
+or not an identifier) is skipped with a warning naming it; ``broken_primitives()`` lists them.
+``register`` adds primitives in-process (tests, notebooks) with the same checks, raising instead.
 """
 
 from __future__ import annotations
@@ -223,6 +224,59 @@ class Table(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"Table({', '.join(self)})"
+
+
+def _scatter_add(u: Any, idx: Any, size: int) -> Any:
+    """out_j = sum_{i: idx_i = j} u_i, a vector of ``size``: bincount is NumPy's fast scatter-add."""
+    return np.bincount(idx, weights=u, minlength=size)
+
+
+def _rmatvec(a: Any, u: Any) -> Any:
+    """A^T u for an n x p matrix A and an n-vector u."""
+    return np.asarray(a).T @ u
+
+
+def _scatter_examples(rng: np.random.Generator) -> list[tuple[Any, ...]]:
+    """Nine values into four positions, some positions hit twice and some not at all."""
+    return [(rng.standard_normal(9), np.array([0, 2, 2, 3, 0, 0, 3, 2, 0]), 4)]
+
+
+_RULE_TABLE = [
+    Primitive(
+        "scatter_add",
+        _scatter_add,
+        (lambda g, ans, u, idx, size: _call("gather", g, idx), None, None),
+        kind="scatter",
+        doc="out_j = sum_{i: idx_i = j} u_i (gather's adjoint); d/du = g[idx] (a gather)",
+        examples=_scatter_examples,
+    ),
+    Primitive(
+        "rmatvec",
+        _rmatvec,
+        (lambda g, ans, a, u: _call("outer", u, g), lambda g, ans, a, u: _call("matvec", a, g)),
+        kind="rmatvec",
+        doc="A^T u (matvec's adjoint in x); d/dA = u g^T (outer), d/du = A g (matvec)",
+        examples=lambda rng: [(rng.standard_normal((6, 3)), rng.standard_normal(6))],
+    ),
+    Primitive(
+        "outer",
+        np.outer,
+        (lambda g, ans, u, v: _call("matvec", g, v), lambda g, ans, u, v: _call("rmatvec", g, u)),
+        kind="outer",
+        doc="u v^T (matvec's adjoint in A); d/du = G v (matvec), d/dv = G^T u (rmatvec)",
+        examples=lambda rng: [(rng.standard_normal(6), rng.standard_normal(3))],
+    ),
+    Primitive(
+        "sign",
+        np.sign,
+        (lambda g, ans, x: 0.0 * g,),
+        doc="sign(x), 0 at 0 (the kinks' derivative); d/dx = 0, its spike at 0 dropped as a subgradient",
+        examples=lambda rng: [(rng.uniform(-2.0, 2.0, 5),)],
+    ),
+]
+
+RULE_PRIMITIVES: Mapping[str, Primitive] = Table({p.name: p for p in _RULE_TABLE}, outside=False)
+"""The primitives that only reverse rules use, so that the rules can be differentiated in turn."""
 
 
 def _check(prim: Any) -> str | None:

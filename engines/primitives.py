@@ -25,7 +25,8 @@ then becomes a graph, or a traced program, that the engine differentiates again.
 chooses dispatch on values over an ``ops`` argument to every rule: rules keep the HIPS shape, and
 the first-order calls pay one attribute look-up where a rule calls a primitive, nothing elsewhere.
 
-Four primitives exist for that closure alone (``RULE_PRIMITIVES``): ``scatter_add``, the adjoint of
+Four primitives exist for that closure alone (``RULE_PRIMITIVES``, beside ``call`` in
+``engines.primitive_plugins``): ``scatter_add``, the adjoint of
 ``gather``; ``rmatvec`` (A^T u) and ``outer``, which with ``matvec`` are each other's adjoints; and
 ``sign``, through which the kinks of ``abs``, ``maximum`` and ``max`` are written. A problem does
 not call them, so framework namespaces and code templates need not provide them.
@@ -48,6 +49,7 @@ import numpy as np
 
 from engines.primitive_plugins import (
     ENTRY_POINT_GROUP,
+    RULE_PRIMITIVES,
     Table,
     _broadcast,
     _call,
@@ -111,16 +113,6 @@ def _div_vjp_y(g: Any, ans: Any, x: Any, y: Any) -> Any:
 def _gather_vjp(g: Any, ans: Any, x: Any, idx: Any) -> Any:
     """d/dx of x[idx]: a scatter-add of g into the positions idx."""
     return _call("scatter_add", g, idx, np.shape(x)[0])
-
-
-def _scatter_add(u: Any, idx: Any, size: int) -> Any:
-    """out_j = sum_{i: idx_i = j} u_i, a vector of ``size``: bincount is NumPy's fast scatter-add."""
-    return np.bincount(idx, weights=u, minlength=size)
-
-
-def _rmatvec(a: Any, u: Any) -> Any:
-    """A^T u for an n x p matrix A and an n-vector u."""
-    return np.asarray(a).T @ u
 
 
 def _sum_vjp(g: Any, ans: Any, x: Any) -> Any:
@@ -196,11 +188,6 @@ def _signed_examples(rng: np.random.Generator) -> list[tuple[Any, ...]]:
 
 _STABLE_SIGMOID = "(math.exp(min({x}, 0.0)) / (1.0 + math.exp(-abs({x}))))"
 _STABLE_SIGMOID_NEG = "(math.exp(min(-{x}, 0.0)) / (1.0 + math.exp(-abs({x}))))"
-
-
-def _scatter_examples(rng: np.random.Generator) -> list[tuple[Any, ...]]:
-    """Nine values into four positions, some positions hit twice and some not at all."""
-    return [(rng.standard_normal(9), np.array([0, 2, 2, 3, 0, 0, 3, 2, 0]), 4)]
 
 
 def _binary_examples(rng: np.random.Generator) -> list[tuple[Any, ...]]:
@@ -395,47 +382,12 @@ _TABLE = [
     ),
 ]
 
-_RULE_TABLE = [
-    Primitive(
-        "scatter_add",
-        _scatter_add,
-        (lambda g, ans, u, idx, size: _call("gather", g, idx), None, None),
-        kind="scatter",
-        doc="out_j = sum_{i: idx_i = j} u_i (gather's adjoint); d/du = g[idx] (a gather)",
-        examples=_scatter_examples,
-    ),
-    Primitive(
-        "rmatvec",
-        _rmatvec,
-        (lambda g, ans, a, u: _call("outer", u, g), lambda g, ans, a, u: _call("matvec", a, g)),
-        kind="rmatvec",
-        doc="A^T u (matvec's adjoint in x); d/dA = u g^T (outer), d/du = A g (matvec)",
-        examples=lambda rng: [(rng.standard_normal((6, 3)), rng.standard_normal(6))],
-    ),
-    Primitive(
-        "outer",
-        np.outer,
-        (lambda g, ans, u, v: _call("matvec", g, v), lambda g, ans, u, v: _call("rmatvec", g, u)),
-        kind="outer",
-        doc="u v^T (matvec's adjoint in A); d/du = G v (matvec), d/dv = G^T u (rmatvec)",
-        examples=lambda rng: [(rng.standard_normal(6), rng.standard_normal(3))],
-    ),
-    Primitive(
-        "sign",
-        np.sign,
-        (lambda g, ans, x: 0.0 * g,),
-        doc="sign(x), 0 at 0 (the kinks' derivative); d/dx = 0, its spike at 0 dropped as a subgradient",
-        examples=lambda rng: [(rng.uniform(-2.0, 2.0, 5),)],
-    ),
-]
-
 PRIMITIVES: Mapping[str, Primitive] = Table({p.name: p for p in _TABLE}, outside=True)
 """Every primitive by name, outside ones included. A problem's ``loglik`` may use exactly these."""
 
-RULE_PRIMITIVES: Mapping[str, Primitive] = Table({p.name: p for p in _RULE_TABLE}, outside=False)
-"""The primitives that only reverse rules use, so that the rules can be differentiated in turn."""
-
-ALL_PRIMITIVES: Mapping[str, Primitive] = Table({p.name: p for p in (*_TABLE, *_RULE_TABLE)}, outside=True)
+ALL_PRIMITIVES: Mapping[str, Primitive] = Table(
+    {**PRIMITIVES.builtin, **RULE_PRIMITIVES.builtin}, outside=True
+)
 """The whole table: what the in-house engines' op namespaces bind and the finite-difference test checks."""
 
 

@@ -265,7 +265,8 @@ class Replay:
                 plan.append(_Step(np.vdot, v, v, e.out, False, False))
                 continue
             ins = [slot_of(a) for a in e.inputs[:2]]
-            buffered = bool(e.out.shape) and isinstance(e.prim.forward, np.ufunc)
+            fn = e.prim.forward  # np.maximum's positional out is deprecated (NumPy 2.4): no buffer
+            buffered = bool(e.out.shape) and isinstance(fn, np.ufunc) and fn is not np.maximum
             y = ins[1] if len(ins) == 2 else -1
             plan.append(_Step(_two_operands(e)[0], ins[0], y, e.out, e.prim.kind == "elementwise", buffered))
         return plan
