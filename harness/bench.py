@@ -50,8 +50,8 @@ from harness import threads as thread_settings
 from harness.cell import CellSettings
 from harness.extras import run_extras
 from harness.replicates import add_process
-from harness.results import CELL_FIELDS, SCHEMA, write_atomic
-from harness.selection import UsageError, parse_sizes, select_engines, select_problems
+from harness.results import CELL_FIELDS, SCHEMA, ResultsError, unwritable, write_atomic
+from harness.selection import UsageError, check_count, parse_sizes, select_engines, select_problems
 from harness.summary import format_seconds, format_size, tables
 from harness.timing import TimingSettings
 from harness.worker import Worker, WorkerFailure
@@ -144,6 +144,11 @@ def in_shard(index: int, shard: tuple[int, int] | None) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None and (why := unwritable(args.out)):
+        # now, not when the first cell is done minutes later
+        raise UsageError(
+            f"--out {args.out}: {why}; --out names the results file to write, e.g. results/ci.json"
+        )
     problems = select_problems(args.problems)
     engines = select_engines(args.engines)
     if not args.no_floor and all(e.name != FLOOR for e in engines):
@@ -174,8 +179,7 @@ def run(args: argparse.Namespace) -> int:
     fit_n = args.fit_n if args.fit_n is not None else (QUICK_FIT_N if args.quick else FIT_N)
     if counting and args.fit_n is None:
         fit_n = 0  # a fit's wall time under valgrind means nothing
-    if fit_n < 0:
-        raise UsageError(f"--fit-n {fit_n}: a size, or 0 for no fits")
+    check_count(fit_n, "--fit-n", minimum=0, zero="0 for no fits")
     bench = Bench(
         problems,
         engines,
@@ -275,8 +279,23 @@ class Bench:
 
     # ---- writing -------------------------------------------------------------------------
     def save(self) -> None:
+        """Rewrite the results file. A failed write (a full disk) stops the run with a ResultsError
+        (exit 2) that says what the file still holds: ``write_atomic`` leaves the last version that
+        was written whole, so every cell measured before is kept and nothing is half-written."""
         self.doc["run"]["wall_s"] = round(time.monotonic() - self.start, 3)
-        write_atomic(self.path, self.doc)
+        try:
+            write_atomic(self.path, self.doc)
+        except OSError as err:
+            written = getattr(self, "written", None)  # set by the last save that succeeded
+            kept = (
+                "nothing of this run was written"
+                if written is None
+                else f"{self.path} keeps the {written} cell(s) written before, with run status 'running'"
+            )
+            raise ResultsError(
+                f"cannot write {self.path} ({err.strerror or err}); the run stopped: {kept}"
+            ) from None
+        self.written = len(self.doc["cells"])
 
     def add(self, engine: Engine, problem: Any, n: int, fields: dict[str, Any]) -> dict[str, Any]:
         cell = dict.fromkeys(CELL_FIELDS)

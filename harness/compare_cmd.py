@@ -9,8 +9,13 @@ verdict (``~`` where the change is not significant or within ``--min-change``; s
   reference) or any ``error`` cell: a gate never passes a broken engine;
 - 1 with ``--fail-above F`` when some cell is significantly slower AND its ratio exceeds F, so
   that noise (``~``) never fails a build and a real slowdown beyond the factor always does;
-- 1 with ``--fail-on-missing`` when a cell measured in BASE is not measured in NEW, or when NEW
-  shares no cell with BASE (an interrupted or half-finished run must not pass a gate);
+- 1 when NEW shares no measured cell with BASE: nothing was compared, so nothing can pass (two
+  different selections, or a NEW that stopped before its first cell);
+- 1 with ``--fail-on-missing`` when a cell measured in BASE is not measured in NEW, or when NEW's
+  run is not ``complete`` (``running``: still being written, or killed; ``interrupted``: stopped by
+  Ctrl-C): an interrupted or half-finished run must not pass a gate. Without the flag, both are
+  still reported (a ``MISSING`` line per cell, and NEW's run status at the top), only not failed,
+  for a user comparing a partial run on purpose;
 - 2 for bad input: unreadable files, or runs from two machines without ``--allow-other-machine``
   (timings of different machines are not comparable, so they are refused by default);
 - 0 otherwise.
@@ -55,7 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fail-on-missing",
         action="store_true",
-        help="exit 1 when a cell measured in BASE is missing from NEW (an unfinished run)",
+        help="exit 1 when a cell measured in BASE is missing from NEW, or NEW's run is not complete "
+        "(running or interrupted); without it both are reported, not failed. No shared cell at all "
+        "always exits 1",
     )
     p.add_argument(
         "--allow-other-machine", action="store_true", help="compare runs from different machines anyway"
@@ -106,6 +113,13 @@ def run(args: argparse.Namespace) -> int:
     drift = drift_factor(base, new) if args.correct_drift else 1.0
     table = compare_runs(base, new, args.allow_other_machine, args.min_change, drift)
 
+    for label, doc in (("BASE", base), ("NEW", new)):
+        status = doc["run"].get("status")
+        if status != "complete":
+            print(
+                f"{label} run {doc['run'].get('id')} is {status or 'of unknown status'}, not complete: "
+                "its cells may be missing" + (" (--fail-on-missing fails it)" if label == "NEW" else "")
+            )
     print(
         f"test: Welch's t on log process medians, alpha = {ALPHA:g} per cell (the false-alarm rate of an "
         f"unchanged cell); changes within {args.min_change:.0%} never count"
@@ -142,10 +156,19 @@ def run(args: argparse.Namespace) -> int:
         f"{len(slower)} slower, {int((table['verdict'] == '~').sum())} not significant; "
         f"{len(broken)} failed or error cells in the new run; {len(missing)} cells of BASE missing from NEW"
     )
-    incomplete = args.fail_on_missing and (bool(missing) or table.empty)
-    if incomplete and table.empty:
-        print("NEW shares no measured cell with BASE")
-    return 1 if broken or len(beyond) or incomplete else 0
+    unfinished = new["run"].get("status") != "complete"
+    incomplete = args.fail_on_missing and (bool(missing) or unfinished)
+    if table.empty:
+        print("NEW shares no measured cell with BASE: nothing was compared, so the gate fails")
+    elif incomplete:
+        print(
+            "--fail-on-missing: "
+            + "; ".join(
+                ([f"{len(missing)} cell(s) of BASE missing from NEW"] if missing else [])
+                + ([f"NEW's run is {new['run'].get('status') or 'of unknown status'}"] if unfinished else [])
+            )
+        )
+    return 1 if broken or len(beyond) or incomplete or table.empty else 0
 
 
 def _count(value: float) -> str:

@@ -8,6 +8,11 @@ RESULTS it reports the newest ``results/*.json``. The baseline is, by default, t
 another machine is shown with a warning and no ratios (two machines' timings are never compared).
 
 This command reads results files only: it imports no engine.
+
+``--out`` names a directory (made if missing); an ``--out`` that is an existing file, or a place
+that cannot be written, is refused with exit 2 before anything is rendered, and a write that fails
+later (a full disk) is one line and exit 2, never a traceback. The pages are written atomically,
+so a failed write leaves the previous report whole.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.comparison import default_baseline, machine_ids
-from harness.results import ResultsError, load
+from harness.results import ResultsError, load, unwritable
 
 RESULTS_DIR = Path("results")
 REFERENCE_DIR = RESULTS_DIR / "reference"
@@ -58,6 +63,20 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         paths = [newest]
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(
+            f"adtiers report: --out {out} is a file; --out names the reports directory "
+            f"(the report goes to {out}/<run>/index.html)",
+            file=sys.stderr,
+        )
+        return 2
+    if why := unwritable(out / "index.html"):
+        print(
+            f"adtiers report: --out {out}: {why}; --out names a directory the report can be written to",
+            file=sys.stderr,
+        )
+        return 2
     try:
         docs = [load(p) for p in paths]
         baseline_path = None if args.no_baseline else args.baseline or default_baseline(REFERENCE_DIR, docs)
@@ -72,7 +91,15 @@ def run(args: argparse.Namespace) -> int:
     cells = cells_frame(docs)
     baseline = cells_frame([base_doc]) if base_doc else None
     html = render_report(cells, baseline, label, warning)
-    path = write_report(args.out, args.name or _run_id(docs), html)
+    try:
+        path = write_report(out, args.name or _run_id(docs), html)
+    except OSError as err:
+        print(
+            f"adtiers report: cannot write the report under {out} ({err.strerror or err}); "
+            "no page is left half-written (each is replaced whole)",
+            file=sys.stderr,
+        )
+        return 2
     print(path)
     return 0
 

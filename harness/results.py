@@ -10,6 +10,7 @@ The file is data. Its layout (``SCHEMA``)::
       "git":      {"commit", "dirty"},
       "settings": {"problems", "engines", "sizes", "threads", "budget_s", "quick", "shard", ...},
       "engines":  {name: {"tier", "description", "available", "reason"}},
+      "problems": {name: {"sense": maximise|minimise, "size_word", "layout_n10"}},
       "calibration": {"workload", "samples": [[seconds into the run, workload seconds], ...]},
       "stability": (optional) what ``adtiers stability`` measured on this machine,
       "cells":    [flat records, one per (problem, engine, n); fields in CELL_FIELDS]
@@ -19,6 +20,26 @@ Writers replace the whole file atomically (a temporary file, then ``os.replace``
 kill loses at most the cell in flight and never leaves a half-written file. Readers go through
 ``load``, which names the file and what is wrong with it, and ``to_frame``, which gives pandas one
 row per cell.
+
+**What ``load`` refuses and what it repairs.** A results file is data from outside (another
+machine, another version, a hand edit, a truncated copy), and every command that reads one
+(``report``, ``compare``, ``stability``) must either use it or say, in one line, why not; never a
+traceback. The rule is where the damage is:
+
+- *The file as a whole* cannot be used (a ``ResultsError``, exit 2, naming the file and what is
+  accepted): bytes that are not UTF-8, text that is not JSON, JSON nested deeper than the reader
+  allows, a top level that is not an object, an unknown schema, a missing section, a section of
+  the wrong type (``run``, ``machine`` and ``settings`` are objects; ``cells``, ``fits`` and
+  ``probes`` lists; ``engines``, ``calibration``, ``stability`` objects or null), a cell that is
+  not an object, or a cell whose identity is broken (``problem`` and ``engine`` non-empty strings,
+  ``n`` an integer from 1 to ``MAX_FILE_SIZE``, ``status`` one of ``STATUSES``, ``machine`` and
+  ``run`` strings or null). Without its identity a cell cannot be placed in any table, and
+  without its sections a run cannot be told from another, so no partial reading would be honest.
+- *One cell's measurements* are broken (a timing, count or size that is not a finite number >= 0:
+  a negative time, NaN, or ``1e400``, which JSON readers turn into infinity): the cell is kept,
+  marked ``error`` with the reason ``invalid in file: ...`` naming the fields and its old status,
+  and those fields are set to null. The other cells are still good data, so the report renders
+  and ``compare`` shows the cell as broken (which fails its gate, as a broken engine would).
 """
 
 from __future__ import annotations
@@ -31,6 +52,10 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = "adtiers-results/1"
+
+MAX_FILE_SIZE = 2**53
+"""The largest n a cell of a file may have: beyond it an integer is not exact in the float64 columns
+the report and the comparison use. (The command line accepts far less: ``harness.selection``.)"""
 
 STATUSES = ("ok", "failed", "error", "over_budget", "skipped", "unavailable", "unsupported")
 """A cell's status. Only ``ok`` cells carry timings that count as results:
@@ -108,7 +133,68 @@ CELL_FIELDS: dict[str, str] = {
 
 
 class ResultsError(ValueError):
-    """A results file that cannot be used: names the file and what is wrong."""
+    """A results file that cannot be used (read, or written): names the file and what is wrong.
+
+    The command line prints it as one line and exits 2 (``harness.cli``)."""
+
+
+LIST_FIELDS = tuple(
+    f
+    for f in CELL_FIELDS
+    if f.endswith(("_samples_s", "_process_medians_s", "_process_rounds", "_process_instructions"))
+    or f == "first_calls_s"
+)
+"""Cell fields that hold a list of numbers (one per round or per process)."""
+NUMBER_FIELDS = tuple(
+    f
+    for f in CELL_FIELDS
+    if f not in LIST_FIELDS
+    and (
+        f.endswith(("_s", "_bytes", "_rounds", "_iterations", "_instructions", "_spread"))
+        or f in ("grad_ratio", "check_rho", "check_tolerance", "graph_size", "threads", "processes")
+    )
+)
+"""Cell fields that hold one number. Every one of them (times, counts, sizes, rho) is >= 0 when
+measured, so a negative, NaN or infinite value can only come from a damaged file."""
+SECTION_TYPES: dict[str, type] = {
+    "run": dict,
+    "machine": dict,
+    "settings": dict,
+    "cells": list,
+    "engines": dict,
+    "calibration": dict,
+    "stability": dict,
+    "fits": list,
+    "probes": list,
+    "git": dict,
+}
+REQUIRED_SECTIONS = ("run", "machine", "settings", "cells")
+_TYPE_WORDS = {dict: "an object", list: "a list", str: "a string"}
+
+
+def _kind(value: Any) -> str:
+    """The JSON name of ``value``'s type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return _TYPE_WORDS.get(type(value), type(value).__name__)
+
+
+def _bad_number(value: Any) -> bool:
+    """True for anything but null or a finite number >= 0 (booleans are not numbers here)."""
+    if value is None:
+        return False
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
+    return not (math.isfinite(value) and value >= 0)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _clean(value: Any) -> Any:
@@ -143,40 +229,136 @@ def write_atomic(path: str | Path, document: dict[str, Any]) -> None:
         raise
 
 
+def unwritable(path: str | Path) -> str | None:
+    """Why a results file could not be written at ``path``, or None where it can.
+
+    Checked before a long run starts, so that an ``--out`` naming a directory or a place nobody may
+    write fails at once and not when the first cell is done. Where the directory exists, a real
+    temporary file is created and removed (``os.access`` says yes to root even on a read-only
+    mount); where it does not yet, its nearest existing ancestor must be a writable directory.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return "is a directory"
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is not a directory"
+    if ancestor != path.parent:
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            return f"cannot create a directory in {ancestor} (permission denied)"
+        return None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as err:
+        return f"cannot write in {path.parent} ({err.strerror or err})"
+    os.close(fd)
+    Path(tmp).unlink(missing_ok=True)
+    return None
+
+
 def load(path: str | Path) -> dict[str, Any]:
-    """Read and validate one results file; ResultsError names the file and the problem."""
+    """Read and validate one results file; ResultsError names the file and the problem.
+
+    What is refused and what is repaired (a cell with broken measurements becomes an ``error``
+    cell): see the module's docstring.
+    """
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as err:
         raise ResultsError(f"{path}: cannot read results file ({err.strerror or err})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ResultsError(
+            f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+            "a results file is UTF-8 JSON; is the file corrupt?"
+        ) from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
         raise ResultsError(
             f"{path}: not valid JSON ({err.msg} at line {err.lineno}); is the file corrupt?"
         ) from None
+    except RecursionError:
+        raise ResultsError(
+            f"{path}: JSON nested too deeply to read; a results file is a few levels deep, is it corrupt?"
+        ) from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise ResultsError(f"{path}: not a usable JSON document ({err}); is the file corrupt?") from None
     if not isinstance(doc, dict):
         raise ResultsError(f"{path}: expected a JSON object at the top, found {type(doc).__name__}")
     schema = doc.get("schema")
     if schema != SCHEMA:
-        raise ResultsError(f"{path}: unknown schema version {schema!r}; this adtiers reads {SCHEMA!r}")
-    for key in ("run", "machine", "settings", "cells"):
+        raise ResultsError(f"{path}: unknown schema version {_short(schema)}; this adtiers reads {SCHEMA!r}")
+    for key in REQUIRED_SECTIONS:
         if key not in doc:
             raise ResultsError(f"{path}: missing the {key!r} section")
-    if not isinstance(doc["cells"], list):
-        raise ResultsError(f"{path}: 'cells' must be a list of records")
-    for i, cell in enumerate(doc["cells"]):
-        if not isinstance(cell, dict):
-            raise ResultsError(f"{path}: cell {i} is not a record")
-        missing = [k for k in ("problem", "engine", "n", "status") if k not in cell]
-        if missing:
-            raise ResultsError(f"{path}: cell {i} lacks {', '.join(missing)}")
-        if cell["status"] not in STATUSES:
+    for key, kind in SECTION_TYPES.items():
+        value = doc.get(key)
+        if isinstance(value, kind) or (value is None and key not in REQUIRED_SECTIONS):
+            continue
+        if key == "cells":
+            raise ResultsError(f"{path}: 'cells' must be a list of records, found {_kind(value)}")
+        if key in doc:
             raise ResultsError(
-                f"{path}: cell {i} has unknown status {cell['status']!r}; known: {', '.join(STATUSES)}"
+                f"{path}: the {key!r} section must be {_TYPE_WORDS[kind]}"
+                f"{'' if key in REQUIRED_SECTIONS else ' or null'}, found {_kind(value)}"
             )
+    for key in ("run", "machine"):
+        if not isinstance(doc[key].get("id"), (str, type(None))):
+            raise ResultsError(f"{path}: {key}.id must be a string, found {_kind(doc[key]['id'])}")
+    for i, cell in enumerate(doc["cells"]):
+        _check_cell(path, i, cell)
     return doc
+
+
+def _check_cell(path: Path, i: int, cell: Any) -> None:
+    """Refuse a cell that cannot be placed; mark one whose measurements are broken (module docstring)."""
+    if not isinstance(cell, dict):
+        raise ResultsError(f"{path}: cell {i} is not a record (an object), found {_kind(cell)}")
+    missing = [k for k in ("problem", "engine", "n", "status") if k not in cell]
+    if missing:
+        raise ResultsError(f"{path}: cell {i} lacks {', '.join(missing)}")
+    if not isinstance(cell["status"], str) or cell["status"] not in STATUSES:
+        raise ResultsError(
+            f"{path}: cell {i} has unknown status {_short(cell['status'])}; known: {', '.join(STATUSES)}"
+        )
+    for key in ("problem", "engine"):
+        if not isinstance(cell[key], str) or not cell[key]:
+            raise ResultsError(
+                f"{path}: cell {i}: {key} must be a non-empty string, found {_short(cell[key])}"
+            )
+    n = cell["n"]
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_FILE_SIZE:
+        raise ResultsError(
+            f"{path}: cell {i} ({cell['problem']} / {cell['engine']}): n must be an integer from 1 to "
+            f"2**53, found {_short(n)}"
+        )
+    for key in ("machine", "run"):
+        if not isinstance(cell.get(key), (str, type(None))):
+            raise ResultsError(f"{path}: cell {i}: {key} must be a string or null, found {_kind(cell[key])}")
+    bad = [f for f in NUMBER_FIELDS if _bad_number(cell.get(f))]
+    bad += [
+        f
+        for f in LIST_FIELDS
+        if cell.get(f) is not None
+        and (not isinstance(cell[f], list) or any(_bad_number(v) or v is None for v in cell[f]))
+    ]
+    if not bad:
+        return
+    shown = ", ".join(f"{f} = {_short(cell[f])}" for f in bad[:3]) + (
+        f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    )
+    cell["reason"] = (
+        f"invalid in file: {shown} (times, counts and sizes are finite numbers >= 0); "
+        f"the cell was {cell['status']!r}"
+    )
+    cell["status"] = "error"
+    for f in bad:
+        cell[f] = None
 
 
 def to_frame(sources: Any) -> Any:

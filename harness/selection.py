@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import sys
+
 from engines.base import Engine
 from engines.registry import engine_names, get_engine
+from harness.units import size_n
 from problems import PROBLEMS, Problem
 
 
@@ -11,10 +15,33 @@ class UsageError(Exception):
     """Bad input from the command line: the CLI prints it and exits 2."""
 
 
-def split_list(text: str | None) -> list[str] | None:
+MAX_SIZE = 10**8
+"""The largest n the command line accepts (``--sizes``, ``--fit-n``, ``--n``). It guards against
+typos such as ``1e99`` (which once made a cell with a 100-digit n): at 1e8, ``regression``'s n x 10
+design matrix alone is 8 GB, so nothing larger can run on the machines this is built for."""
+
+
+def split_list(text: str | None, what: str = "name", example: str = "manual,tape") -> list[str] | None:
+    """Comma-separated names, in order, each once; None for None (the option was not given).
+
+    An empty entry (``a,,b``, a trailing comma, ``--engines ""``) is a UsageError: it is a typo,
+    and read as "nothing" it would silently select every name, the default. A name given twice is
+    kept once, at its first place, with a one-line warning on stderr: the intent is clear, and
+    measuring a cell twice would only cost time and put two rows in the results.
+    """
     if text is None:
         return None
-    return [part.strip() for part in text.split(",") if part.strip()]
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise UsageError(
+            f"empty {what} in {text!r}; give one or more {what}s separated by single commas, e.g. {example}"
+        )
+    unique = list(dict.fromkeys(parts))
+    for name in dict.fromkeys(p for p in parts if parts.count(p) > 1):
+        print(
+            f"adtiers: warning: {name!r} is given more than once in {text!r}; using it once", file=sys.stderr
+        )
+    return unique
 
 
 def select_problems(names: str | None) -> list[Problem]:
@@ -35,18 +62,39 @@ def select_engines(names: str | None) -> list[Engine]:
 
 
 def parse_sizes(text: str | None, default: list[int]) -> list[int]:
-    """Sizes like ``10,1000,1e5``: positive integers, scientific notation accepted."""
+    """Sizes like ``10,1000,1e5``: whole numbers from 1 to ``MAX_SIZE``, scientific notation accepted.
+
+    NaN, infinities (``inf``, or ``1e400``, which a float turns into one), fractions, zero and
+    negatives are refused with the accepted form; a size given twice is used once (``split_list``'s
+    rule: a warning, not an error).
+    """
     if text is None:
         return default
+    accepted = f"sizes are whole numbers from 1 to {size_n(MAX_SIZE)}, separated by commas, e.g. 10,1000,1e5"
     sizes = []
-    for part in split_list(text) or []:
+    for part in split_list(text, "size", "10,1000,1e5") if text.strip() else []:
         try:
             value = float(part)
         except ValueError:
-            raise UsageError(f"size {part!r} is not a number; sizes look like 10,1000,1e5") from None
-        if value < 1 or value != int(value):
-            raise UsageError(f"size {part!r} is not a positive integer; sizes look like 10,1000,1e5")
+            raise UsageError(f"size {part!r} is not a number; {accepted}") from None
+        if not math.isfinite(value) or value < 1 or value != int(value):
+            raise UsageError(f"size {part!r} is not a positive integer; {accepted}")
+        if value > MAX_SIZE:
+            raise UsageError(f"size {part!r} is larger than the maximum {size_n(MAX_SIZE)}; {accepted}")
+        if int(value) in sizes:
+            print(f"adtiers: warning: size {part!r} is given more than once; using it once", file=sys.stderr)
+            continue
         sizes.append(int(value))
     if not sizes:
-        raise UsageError("no sizes given; sizes look like 10,1000,1e5")
+        raise UsageError(f"no sizes given; {accepted}")
     return sizes
+
+
+def check_count(value: int, option: str, minimum: int = 1, maximum: int = MAX_SIZE, zero: str = "") -> int:
+    """An integer option within [minimum, maximum], or a UsageError naming the option and the range."""
+    if not minimum <= value <= maximum:
+        raise UsageError(
+            f"{option} {value}: expected a whole number from {minimum} to {size_n(maximum)}"
+            + (f" ({zero})" if zero else "")
+        )
+    return value

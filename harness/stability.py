@@ -26,7 +26,7 @@ import numpy as np
 
 from harness.compare_cmd import compare_runs, drift_factor
 from harness.comparison import ALPHA, MIN_CHANGE
-from harness.results import ResultsError, load, write_atomic
+from harness.results import ResultsError, load, unwritable, write_atomic
 from harness.selection import UsageError
 from harness.units import seconds as format_seconds
 from harness.units import size_n as format_size
@@ -49,14 +49,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _runs(args: argparse.Namespace) -> list[Path]:
+    """The A/A pair's two files: those given, or two bench runs made now.
+
+    Where the summary will be written is checked first (the second file, or ``--out-dir``), so that
+    a bad path fails at once and not after two benchmark runs."""
     if args.files:
         if len(args.files) != 2:
             raise UsageError(f"expected two results files (A and B), got {len(args.files)}")
-        return [Path(f) for f in args.files]
+        paths = [Path(f) for f in args.files]
+        if paths[1].is_file() and (why := unwritable(paths[1])):
+            raise UsageError(f"{paths[1]}: {why}; the summary is written into the second file")
+        return paths
     from harness.cli import main
 
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     paths = [Path(args.out_dir) / f"stability-{stamp}-{label}.json" for label in "AB"]
+    if why := unwritable(paths[0]):
+        raise UsageError(
+            f"--out-dir {args.out_dir}: {why}; "
+            "--out-dir names a directory where the two runs' files can be written"
+        )
     argv = ["bench", "--fit-n", "0", "--no-probes"] + (["--quick"] if args.quick else [])
     for flag in ("problems", "engines", "sizes", "processes"):
         if getattr(args, flag) is not None:
@@ -161,6 +173,11 @@ def run(args: argparse.Namespace) -> int:
     summary = measure(a, b)
     print(describe(summary))
     b["stability"] = summary
-    write_atomic(paths[1], b)
+    try:
+        write_atomic(paths[1], b)
+    except OSError as err:
+        raise ResultsError(
+            f"{paths[1]}: cannot write the stability section ({err.strerror or err}); the file is unchanged"
+        ) from None
     print(f"\nkept as the 'stability' section of {paths[1]}")
     return 0
