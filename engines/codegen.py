@@ -76,6 +76,17 @@ def templates_of(prim: Primitive) -> dict[str, Any]:
     return prim.templates
 
 
+def fill(template: str, prim: Primitive, **names: str) -> str:
+    """``template`` with ``names`` in place, or ``MissingTemplate`` naming the placeholder it lacks."""
+    try:
+        return template.format(**names)
+    except (KeyError, IndexError) as err:
+        raise MissingTemplate(
+            f"primitive {prim.name!r}: template {template!r} uses {{{err.args[0]}}}, which a {prim.kind} "
+            f"template does not get here (it gets {', '.join('{' + k + '}' for k in names)})"
+        ) from None
+
+
 def templates_text() -> str:
     """Every primitive's templates as text: part of what keys a cache of generated code."""
     return "\n".join(f"{p.name} {p.kind} {sorted(p.templates.items())!r}" for p in PRIMITIVES.values())
@@ -345,7 +356,7 @@ class _Planner:
 
     def render(self, template: str, e: Eqn, g: str, name: Any) -> str:
         ins = [name(a) for a in e.inputs]
-        return template.format(x=ins[0], y=ins[1] if len(ins) > 1 else "", g=g, ans=self.value(e.out))
+        return fill(template, e.prim, x=ins[0], y=ins[1] if len(ins) > 1 else "", g=g, ans=self.value(e.out))
 
     def forward_scalar(self, e: Eqn) -> Assign:
         if e.prim.kind != "elementwise":
@@ -416,12 +427,12 @@ class _Planner:
                 if e.prim.kind == "matvec":
                     mat, vec = self.value(e.inputs[0]), self.value(e.inputs[1])
                     body.append(Assign(self.value(e.out), "0.0"))
-                    term = t["term"].format(x=f"{mat}[i, j]", y=f"{vec}[j]")
+                    term = fill(t["term"], e.prim, x=f"{mat}[i, j]", y=f"{vec}[j]")
                     inner = _inner_length(e.inputs[0].shape[1], f"{mat}.shape[1]")
                     body.append(ForRange("j", inner, [Assign(self.value(e.out), term, "+=")]))
                 elif e.prim.kind == "gather":
                     x, idx = self.value(e.inputs[0]), el(e.inputs[1])
-                    body.append(Assign(self.value(e.out), t["expr"].format(x=x, y=idx)))
+                    body.append(Assign(self.value(e.out), fill(t["expr"], e.prim, x=x, y=idx)))
                 else:
                     body.append(Assign(self.value(e.out), self.render(t["expr"], e, "", el)))
 
@@ -433,7 +444,7 @@ class _Planner:
             if t["init"] != "0.0":
                 inits[acc] = t["init"]
             term = el(r.inputs[0])
-            body.append(Reduce(acc, term, t["update"].format(acc=acc, x=term), r.prim.name))
+            body.append(Reduce(acc, term, fill(t["update"], r.prim, acc=acc, x=term), r.prim.name))
 
         # local reverse sweeps, one per reduction that depends on theta
         contractions: list[tuple[Eqn, list[tuple[str, str]]]] = []
@@ -474,7 +485,7 @@ class _Planner:
                     raise Unsupported(f"the cotangent of slot {a.slot} cannot be accumulated in a loop")
 
             red_t = templates_of(r.prim)
-            weight = red_t["adjoint"][0].format(g="1.0", x=el(r.inputs[0]), ans=self.value(r.out))
+            weight = fill(red_t["adjoint"][0], r.prim, g="1.0", x=el(r.inputs[0]), ans=self.value(r.out))
             if red_t.get("normalise"):
                 total = self.normaliser[r.out.slot] = f"n{r.out.slot}"
                 accumulators.append(total)
@@ -487,9 +498,11 @@ class _Planner:
                 g = self.cotangent(e.out)
                 if e.prim.kind == "matvec":
                     mat, vec = self.value(e.inputs[0]), self.value(e.inputs[1])
-                    contribute(e.inputs[1], t["adjoint"][1].format(g=g, x=f"{mat}[i, j]", y=f"{vec}[j]"), "j")
+                    contribute(
+                        e.inputs[1], fill(t["adjoint"][1], e.prim, g=g, x=f"{mat}[i, j]", y=f"{vec}[j]"), "j"
+                    )
                 elif e.prim.kind == "gather":
-                    contribute(e.inputs[0], t["adjoint"][0].format(g=g), el(e.inputs[1]))
+                    contribute(e.inputs[0], fill(t["adjoint"][0], e.prim, g=g), el(e.inputs[1]))
                 else:
                     for i, a in enumerate(e.inputs):
                         if isinstance(a, Var) and a.slot in self.active:

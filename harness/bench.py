@@ -47,6 +47,7 @@ from engines.base import Engine
 from engines.registry import get_engine
 from harness import calibration, machine
 from harness import threads as thread_settings
+from harness.availability import probe_engines
 from harness.cell import CellSettings
 from harness.extras import run_extras
 from harness.replicates import add_process
@@ -315,22 +316,16 @@ class Bench:
         return cell
 
     # ---- the loop ------------------------------------------------------------------------
-    def availability(self, engine: Engine) -> tuple[str, str | None]:
-        """``("ok", None)``, or the status and reason why ``engine`` cannot run in this run."""
-        try:
-            reason = engine.unavailable()
-        except Exception as err:  # noqa: BLE001 -- a broken availability check is a reason, not a crash
-            return "unavailable", f"unavailable() raised {type(err).__name__}: {err}"
-        if reason is not None:
-            return "unavailable", reason
-        if self.cell.counter and engine.counter_unsupported:
-            return "unsupported", f"no {self.cell.counter} counts: {engine.counter_unsupported}"
-        return "ok", None
-
     def run(self) -> int:
         available, refused = [], {}
+        statuses, workers = probe_engines(self.engines, self.new_worker, self.cell_timeout)
         for engine in self.engines:
-            status, reason = self.availability(engine)
+            status, reason = statuses[engine.name]
+            if status == "broken":  # left to the default, a broken entry point is skipped, not failed
+                status = "unavailable"
+            elif status == "ok" and self.cell.counter and engine.counter_unsupported:
+                status, reason = "unsupported", f"no {self.cell.counter} counts: {engine.counter_unsupported}"
+                workers.pop(engine.name).stop()
             self.doc["engines"][engine.name] = {
                 "tier": engine.tier,
                 "description": engine.description,
@@ -365,13 +360,15 @@ class Bench:
                     reason = self.doc["engines"][engine.name]["reason"]
                     self.record_unavailable(engine, refused[engine.name], reason)
             for k in range(self.processes):
-                self.run_pass(k, available)
+                self.run_pass(k, available, workers if k == 0 else {})
             for engine in available:
                 if engine.name not in self.broken:
                     run_extras(self, engine)
         except KeyboardInterrupt:
             return self.finish("interrupted")
         finally:
+            for worker in workers.values():  # started for the availability probe; pass 0 took them over
+                worker.stop()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         return self.finish("complete")
@@ -388,9 +385,12 @@ class Bench:
         self.save()
         print(f"{engine.name}: {status} ({reason})", flush=True)
 
-    def run_pass(self, k: int, engines: list[Engine]) -> None:
-        """Pass ``k``: a fresh worker per engine; every (problem, n) in turn, its engines interleaved."""
-        workers: dict[str, Worker] = {}
+    def new_worker(self, engine: Engine) -> Worker:
+        return Worker(engine, self.threads, self.cell, self.env, counter=self.cell.counter)
+
+    def run_pass(self, k: int, engines: list[Engine], workers: dict[str, Worker]) -> None:
+        """Pass ``k``: a fresh worker per engine (pass 0: those that probed availability); every
+        (problem, n) in turn, its engines interleaved."""
         group = 0
         try:
             for problem in self.problems:
@@ -402,9 +402,7 @@ class Bench:
                     group += 1
                     for engine in here[shift:] + here[:shift]:
                         if engine.name not in workers:
-                            workers[engine.name] = Worker(
-                                engine, self.threads, self.cell, self.env, counter=self.cell.counter
-                            )
+                            workers[engine.name] = self.new_worker(engine)
                         self.measure(workers[engine.name], engine, problem, n, k)
         finally:
             for worker in workers.values():

@@ -69,11 +69,16 @@ class CheckResult:
 
 
 def compare_point(prepared: Prepared, problem: Problem, theta: np.ndarray, data: Data) -> tuple[float, str]:
-    """Worst rho of one point and the element it occurred at (``value`` or ``grad[i] (block)``)."""
+    """Worst rho of one point and the element it occurred at (``value`` or ``grad[i] (block)``).
+
+    A gradient of the wrong shape is a wrong gradient, not an error of the harness: rho inf, and
+    the element says the shapes (``gradient shape (3,) != expected (2,)``), so the cell is
+    ``failed`` like any other disagreement.
+    """
     ref_value, ref_grad = problem.reference(theta, data)
     value, grad = prepared.value_and_grad(theta)
     if np.shape(grad) != np.shape(ref_grad):
-        raise ValueError(f"gradient has shape {np.shape(grad)}, expected {np.shape(ref_grad)}")
+        return float("inf"), f"gradient shape {np.shape(grad)} != expected {np.shape(ref_grad)}"
     r = np.concatenate([rho(value, ref_value).ravel(), rho(grad, ref_grad)])
     if np.isnan(r).any():
         worst = int(np.flatnonzero(np.isnan(r))[0])

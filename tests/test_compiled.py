@@ -233,3 +233,18 @@ def test_an_outside_primitive_without_templates_makes_the_cell_unsupported():
         primitive_plugins.unregister("softplus")
     assert result.unsupported and "primitive 'softplus' has no code templates" in result.unsupported
     assert not result.failed
+
+
+def test_a_template_placeholder_its_kind_does_not_get_is_named():
+    odd = Primitive(
+        "odd", np.sum, (lambda g, ans, x: g * np.ones_like(x),), kind="reduce",
+        templates={"init": "0.0", "update": "({acc} + {x})", "adjoint": ("({g} * {y})",)},
+    )  # fmt: skip
+
+    def loglik(ops, params, data):
+        x = params["mu"] * data["y"]
+        return x.builder.record(odd, (x,))
+
+    program = trace(loglik, [Block("mu", ())], {"y": np.ones(3)})
+    with pytest.raises(MissingTemplate, match=r"primitive 'odd': template '\(\{g\} \* \{y\}\)' uses \{y\}"):
+        plan(program)
