@@ -9,6 +9,10 @@ registers an engine in its own ``pyproject.toml``::
 
 The entry point may name an ``Engine`` subclass or an instance. After that it appears in
 ``adtiers list``, ``check``, ``bench`` and the report with no other change.
+
+An entry point that cannot be loaded (its package fails to import, it names no ``Engine``, or the
+engine calls itself by another name) must not stop a run of every other engine: ``load_engine``
+returns a ``BrokenEngine`` in its place, which ``check`` and ``bench`` show with the reason.
 """
 
 from __future__ import annotations
@@ -71,6 +75,40 @@ def get_engine(name: str) -> Engine:
     if engine.name != name:
         raise TypeError(f"engine registered as {name!r} calls itself {engine.name!r}")
     return engine
+
+
+class BrokenEngine(Engine):
+    """Stands for a registered engine that cannot be loaded: never prepared, never sent to a worker.
+
+    ``reason`` says what is wrong (``broken entry point my-engine = "pkg.mod:Cls": ImportError: ...``).
+    """
+
+    tier, description = "", "cannot be loaded"
+
+    def __init__(self, name: str, reason: str):
+        self.name, self.reason = name, reason
+
+    def unavailable(self) -> str | None:
+        return self.reason
+
+    def _prepare(self, problem, data):
+        raise RuntimeError(self.reason)
+
+
+def load_engine(name: str) -> Engine:
+    """``get_engine(name)``, or a ``BrokenEngine`` saying why it cannot be loaded (a KeyError for
+    a name that is not registered at all)."""
+    if name not in engine_names():
+        return get_engine(name)
+    try:
+        return get_engine(name)
+    except Exception as err:  # noqa: BLE001 -- an outside package's bug costs its engine only
+        if name in BUILTIN:
+            where = f"broken built-in engine {name} = {BUILTIN[name]!r}"
+        else:
+            found = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+            where = f"broken entry point {name} = {found[0] if found else '?'!r}"
+        return BrokenEngine(name, f"{where}: {type(err).__name__}: {err}")
 
 
 def all_engines() -> list[Engine]:

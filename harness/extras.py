@@ -2,6 +2,10 @@
 
 A fit's time includes the engine's first call (tracing, compiling) as a user meets it, not warmed
 by the cells. Each record goes into the run's ``fits`` or ``probes`` list as it finishes.
+
+An (engine, problem) is fitted only once its gradient passed the check: a cell ``ok`` and none
+``failed``. An optimizer driven by a wrong gradient stops at a wrong optimum and says it converged,
+so a fit there would be an ``ok`` record of a wrong answer; it is ``skipped``, with the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +25,18 @@ def ask(worker: Worker, request: tuple, timeout: float, doing: str) -> dict[str,
         return {"status": "error", "outcome": "error", "reason": str(failure), "detail": str(failure)}
 
 
+def unchecked(bench: Any, engine: Engine, problem: Any) -> str | None:
+    """Why the fit of (engine, problem) must not run (its cells' check did not pass), else None."""
+    cells = [c for n in bench.sizes if (c := bench.cells.get((engine.name, problem.name, n)))]
+    failed = [c for c in cells if c["status"] == "failed"]
+    if failed:
+        return f"the check failed at n={format_size(failed[0]['n'])}: {failed[0]['reason']}"
+    if not any(c["status"] == "ok" for c in cells):
+        said = "; ".join(f"n={format_size(c['n'])} {c['status']}: {c['reason']}" for c in cells[:1])
+        return f"no cell passed the check ({said or 'no cells'})"
+    return None
+
+
 def run_extras(bench: Any, engine: Engine) -> None:
     """Fit every problem of the engine's series at ``bench.fit_n``; probe on the first problem's series."""
     series = bench.series(engine)
@@ -33,7 +49,10 @@ def run_extras(bench: Any, engine: Engine) -> None:
     try:
         for problem in series if fitting else []:
             doing = f"fit {problem.name} n={bench.fit_n}"
-            record = ask(worker, ("fit", problem, bench.fit_n), bench.cell_timeout, doing)
+            if why := unchecked(bench, engine, problem):
+                record = {"status": "skipped", "reason": f"not fitted: {why}"}
+            else:
+                record = ask(worker, ("fit", problem, bench.fit_n), bench.cell_timeout, doing)
             record = {
                 "problem": problem.name,
                 "engine": engine.name,

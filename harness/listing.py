@@ -1,12 +1,23 @@
-"""``adtiers list``: problems with their parameter layout, engines with tier and availability."""
+"""``adtiers list``: problems with their parameter layout, engines with tier and availability.
+
+Availability is asked in each engine's worker process (``harness.availability``), all launched at
+once: an engine whose ``unavailable()`` segfaults or hangs is listed as broken with how its worker
+ended, and the rest of the list still prints. An engine that cannot be loaded is listed BROKEN.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from engines.base import TIERS
-from engines.registry import engine_names, get_engine
+from engines.registry import BrokenEngine, engine_names, load_engine
+from harness.availability import probe_engines
+from harness.cell import CellSettings
+from harness.worker import Worker
 from problems import PROBLEMS
+
+PROBE_TIMEOUT_S = 60.0
+"""Seconds an engine's worker may take to import the engine and answer whether it can run here."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,15 +33,17 @@ def run(args: argparse.Namespace) -> int:
     for p in PROBLEMS.values():
         print(f"  {p.name:<14} {p.layout(args.n)}")
     print("\nEngines:")
-    for name in engine_names():
-        try:
-            e = get_engine(name)
-            reason = e.unavailable()
-        except Exception as err:  # a broken engine is listed loudly, never hidden
-            print(f"  {name:<16} BROKEN: {type(err).__name__}: {err}")
+    engines = [load_engine(name) for name in engine_names()]
+    statuses, workers = probe_engines(engines, lambda e: Worker(e, None, CellSettings(), {}), PROBE_TIMEOUT_S)
+    for worker in workers.values():
+        worker.stop()
+    for e in engines:
+        status, reason = statuses[e.name]
+        if isinstance(e, BrokenEngine) or status == "error":  # listed loudly, never hidden
+            print(f"  {e.name:<16} BROKEN: {reason}")
             continue
-        status = "available" if reason is None else f"unavailable: {reason}"
+        shown = "available" if status == "ok" else f"unavailable: {reason}"
         tier = f"tier {e.tier} ({TIERS.get(e.tier, '?')})"
-        print(f"  {name:<16} {tier:<28} {status}")
+        print(f"  {e.name:<16} {tier:<28} {shown}")
         print(f"  {'':<16} {e.description}")
     return 0

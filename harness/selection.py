@@ -6,7 +6,7 @@ import math
 import sys
 
 from engines.base import Engine
-from engines.registry import engine_names, get_engine
+from engines.registry import BrokenEngine, engine_names, load_engine
 from harness.units import size_n
 from problems import PROBLEMS, Problem
 
@@ -53,12 +53,25 @@ def select_problems(names: str | None) -> list[Problem]:
 
 
 def select_engines(names: str | None) -> list[Engine]:
+    """The engines named (default: every registered one), in order.
+
+    An engine that cannot be loaded (a broken entry point of an outside package) is a UsageError
+    when it was named, since what was asked for cannot run; left to the default it must not stop
+    every other engine, so it comes back as a ``BrokenEngine`` (``engines.registry``), with a
+    warning on stderr, for ``check`` and ``bench`` to show.
+    """
     known = engine_names()
     wanted = split_list(names) or known
     unknown = [n for n in wanted if n not in known]
     if unknown:
         raise UsageError(f"unknown engine(s): {', '.join(unknown)}; known engines: {', '.join(known)}")
-    return [get_engine(n) for n in wanted]
+    engines = [load_engine(n) for n in wanted]
+    for e in engines:
+        if isinstance(e, BrokenEngine):
+            if names is not None:
+                raise UsageError(f"engine {e.name!r} cannot be loaded: {e.reason}")
+            print(f"adtiers: warning: skipping engine {e.name!r}: {e.reason}", file=sys.stderr)
+    return engines
 
 
 def parse_sizes(text: str | None, default: list[int]) -> list[int]:

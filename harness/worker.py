@@ -12,12 +12,23 @@ compilation caches the engine keeps are paid once per engine (``first_call_s`` o
 may profit from an earlier cell's compilation; the first cell of each engine pays it all).
 
 The worker ignores Ctrl-C: the terminal sends it to the whole process group, and only the parent
-decides what to keep. It exits when the parent closes the pipe, so a killed parent leaves no
-orphans behind.
+decides what to keep. It exits when the parent closes the pipe, and, because a worker blocked in
+native code never reads the pipe, it also asks the kernel to SIGKILL it when its parent dies
+(``prctl(PR_SET_PDEATHSIG)`` on Linux, set first thing, then a check that the parent is still the one
+that started it, for a parent that died before the call): a killed parent leaves no orphans behind.
+The signal follows the parent *thread* that started the worker, so a worker must be started and
+stopped by the same thread (the benchmark and the gate use the main thread only).
+
+**Availability is probed in the worker too** (``availability``): an engine's ``unavailable()`` may
+import a framework or touch a device driver, and one that segfaults or raises must cost that
+engine, not the ``bench``, ``check`` or ``list`` that asked. The worker probes it first thing, before
+``set_threads`` (which imports the framework, absent where the engine is unavailable), and says
+the outcome in its start reply; the parent keeps that worker for the engine's first cells.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -39,7 +50,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class WorkerFailure(Exception):
     """The worker could not start, overran the watchdog, or died; the message is the cell's reason.
 
-    ``kind`` is ``"start"``, ``"timeout"`` or ``"died"``: the benchmark treats them differently.
+    ``kind`` is ``"start"`` (the worker answered that it cannot set up the engine, or the engine
+    cannot be sent to it), ``"timeout"`` or ``"died"`` (exit, ``sys.exit`` in the engine, a signal):
+    the benchmark treats them differently.
     """
 
     def __init__(self, kind: str, message: str):
@@ -73,13 +86,52 @@ def _probe(engine: Engine, name: str, settings: CellSettings) -> dict[str, Any]:
     return vars(run_probe(engine, PROBES[name]))
 
 
-TASKS = {"cell": measure_cell, "fit": _fit, "probe": _probe}
-"""What a worker can be asked to do: measure a cell, fit a problem, run a flexibility probe."""
+def _check(engine: Engine, problem: Problem, n: int, settings: CellSettings) -> Any:
+    from harness.correctness import check_cell
+
+    return check_cell(engine, problem, n, seed=settings.seed)
+
+
+def availability(engine: Engine, settings: CellSettings | None = None) -> tuple[str, str | None]:
+    """``("ok", None)``, ``("unavailable", reason)``, or ``("error", reason)`` when ``unavailable()``
+    raised: a broken availability check is the engine's bug, and it must fail a gate, not pass as
+    "not installed here"."""
+    try:
+        reason = engine.unavailable()
+    except Exception as err:  # noqa: BLE001 -- the engine's bug, reported as its status
+        return "error", f"unavailable() raised {type(err).__name__}: {err}"
+    return ("ok", None) if reason is None else ("unavailable", str(reason))
+
+
+TASKS = {"cell": measure_cell, "fit": _fit, "probe": _probe, "check": _check, "availability": availability}
+"""What a worker can be asked to do: measure a cell, fit a problem, run a flexibility probe, check
+a cell against the reference (``adtiers check``; the ``CheckResult``), probe availability."""
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when ``parent`` dies; exit now if it already has.
+
+    A worker blocked in native code (a deadlocked compiler, a device call) never sees the closed
+    pipe, so without this a ``kill -9`` of the parent left it running with PPID 1. The check after
+    the call closes the race of a parent that died between starting us and the call. Elsewhere
+    than Linux there is no such call, and only the pipe remains.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl in this libc: the pipe is the only guard
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _serve(requests: Connection, replies: Connection) -> None:
     """The worker's loop: set up the engine, then measure each (problem, n) the parent sends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    probed = None
     try:
         engine_ref, threads, settings = requests.recv()
         if isinstance(engine_ref, str):
@@ -88,11 +140,15 @@ def _serve(requests: Connection, replies: Connection) -> None:
             engine = get_engine(engine_ref)
         else:
             engine = engine_ref
-        engine.set_threads(threads)
+        probed = availability(engine)
+        # set_threads imports the framework, absent where the engine is unavailable; threads None:
+        # a worker that only probes (``adtiers list``), which need not pay for that import
+        if probed[0] == "ok" and threads is not None:
+            engine.set_threads(threads)
     except Exception as err:  # noqa: BLE001 -- reported to the parent, which records the reason
-        replies.send({"ready": False, "reason": f"{type(err).__name__}: {err}"})
+        replies.send({"ready": False, "reason": f"{type(err).__name__}: {err}", "availability": probed})
         return
-    replies.send({"ready": True})
+    replies.send({"ready": True, "availability": probed})
     while True:
         try:
             request = requests.recv()
@@ -105,8 +161,10 @@ def _serve(requests: Connection, replies: Connection) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """Entry point of the worker process: ``argv`` is the two pipe ends, then the parent's sys.path."""
-    sys.path[:0] = [p for p in argv[2:] if p not in sys.path]
+    """Entry point of the worker process: ``argv`` is the two pipe ends, the parent's pid, then the
+    parent's sys.path."""
+    die_with_parent(int(argv[2]))
+    sys.path[:0] = [p for p in argv[3:] if p not in sys.path]
     _serve(Connection(int(argv[0]), writable=False), Connection(int(argv[1]), readable=False))
 
 
@@ -119,7 +177,7 @@ class Worker:
     def __init__(
         self,
         engine: Engine,
-        threads: int,
+        threads: int | None,
         settings: CellSettings,
         env: dict[str, str],
         counter: str | None = None,
@@ -131,8 +189,12 @@ class Worker:
         self.requests: Connection | None = None
         self.replies: Connection | None = None
         self.stderr: Any = None  # the worker's stderr, kept so that a death can say why
+        self.probed: tuple[str, str | None] | None = None  # availability, from the start reply
+        self.ready = False  # the start reply came and said the engine is set up
 
-    def _start(self, timeout: float) -> None:
+    def launch(self) -> None:
+        """Start the process and send it the engine, without waiting for its answer (``adtiers
+        list`` launches every engine's worker at once, then reads the answers)."""
         child_reads, parent_writes = os.pipe()
         parent_reads, child_writes = os.pipe()
         paths = [p for p in sys.path if p]
@@ -148,7 +210,16 @@ class Worker:
         self.stderr = tempfile.TemporaryFile()
         try:
             self.process = subprocess.Popen(
-                [*prefix, sys.executable, "-c", LAUNCH, str(child_reads), str(child_writes), *paths],
+                [
+                    *prefix,
+                    sys.executable,
+                    "-c",
+                    LAUNCH,
+                    str(child_reads),
+                    str(child_writes),
+                    str(os.getpid()),
+                    *paths,
+                ],
                 pass_fds=(child_reads, child_writes),
                 stdin=subprocess.DEVNULL,
                 stderr=self.stderr,
@@ -159,11 +230,30 @@ class Worker:
             os.close(child_writes)
         self.requests = Connection(parent_writes, readable=False)
         self.replies = Connection(parent_reads, writable=False)
-        self.requests.send((_engine_ref(self.engine), self.threads, self.settings))
+        try:
+            self.requests.send((_engine_ref(self.engine), self.threads, self.settings))
+        except OSError:
+            pass  # the worker is gone already; _receive reports how
+        except Exception as err:  # noqa: BLE001 -- pickling: a class defined inside a function, say
+            self.stop()
+            raise WorkerFailure(
+                "start",
+                f"worker could not start: the engine cannot be sent to it ({type(err).__name__}: {err})",
+            ) from None
+
+    def _start(self, timeout: float) -> None:
+        """Launch the worker unless it runs, and wait for its start reply unless it came; a
+        WorkerFailure when it cannot set up the engine."""
+        if self.process is None:
+            self.launch()
+        if self.ready:
+            return
         reply = self._receive(timeout, "starting")
+        self.probed = tuple(reply["availability"]) if reply.get("availability") else self.probed
         if not reply.get("ready"):
             self.stop()
             raise WorkerFailure("start", f"worker could not start: {reply.get('reason')}")
+        self.ready = True
 
     def _receive(self, timeout: float, doing: str) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -179,12 +269,12 @@ class Worker:
                 said = self._last_words()
                 self.stop()
                 raise WorkerFailure(
-                    "timeout", f"timed out after {timeout:g} s ({doing}); worker killed{said}"
+                    "timeout", f"timed out after {timeout:g} s ({doing}): no answer, worker killed{said}"
                 )
         code = self.process.wait()
         said = self._last_words()
         self.stop()
-        raise WorkerFailure("died", f"worker died ({doing}; exit code {code}){said}")
+        raise WorkerFailure("died", f"worker died{exit_text(code)} ({doing}){said}")
 
     def _last_words(self, limit: int = 600) -> str:
         """The end of what the worker wrote to stderr (a fatal error from a native library, say)."""
@@ -195,14 +285,29 @@ class Worker:
         text = self.stderr.read().decode("utf-8", "replace").strip()
         return f"; it said: {text}" if text else ""
 
+    def availability(self, timeout: float) -> tuple[str, str | None]:
+        """The engine's ``(status, reason)``, probed inside this worker as it starts (which it does
+        now if it has not), so that the worker goes on to measure the engine's cells.
+
+        A worker that dies or hangs while probing makes the status ``error`` with how it died; one
+        that probed and then could not set up the engine gives the probe's outcome, and its cells
+        will say why the worker cannot start.
+        """
+        try:
+            self._start(timeout)
+        except WorkerFailure as failure:
+            if failure.kind == "start" and self.probed is not None:
+                return self.probed
+            return "error", f"availability probe: {failure}"
+        return self.probed if self.probed is not None else ("ok", None)
+
     def measure(self, problem: Problem, n: int, timeout: float) -> dict[str, Any]:
         """One cell's measured fields; WorkerFailure when the worker dies or overruns ``timeout``."""
         return self.ask(("cell", problem, n), timeout, f"{problem.name} n={n}")
 
     def ask(self, request: tuple[Any, ...], timeout: float, doing: str) -> dict[str, Any]:
         """Send one task (see ``TASKS``) and wait for its reply under the watchdog."""
-        if self.process is None:
-            self._start(timeout)
+        self._start(timeout)
         try:
             self.requests.send(request)
         except OSError:
@@ -229,6 +334,17 @@ class Worker:
         if self.counts_dir is not None:
             self.counts_dir.cleanup()
         self.process = self.requests = self.replies = self.stderr = self.counts_dir = None
+        self.ready = False
+
+
+def exit_text(code: int) -> str:
+    """`` with exit code 3`` or ``: killed by SIGSEGV``: how a worker process ended, in words."""
+    if code < 0:
+        try:
+            return f": killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f": killed by signal {-code}"
+    return f" with exit code {code}"
 
 
 if __name__ == "__main__":

@@ -85,16 +85,19 @@ def test_console_script_runs():
     assert proc.returncode == 0 and "exponential" in proc.stdout
 
 
+class _Absent(Engine):
+    """At module level: check asks a worker process, which imports the class, for its availability."""
+
+    name, tier, description = "absent", "0", "never available"
+
+    def unavailable(self):
+        return "needs a GPU"
+
+
 def test_an_engine_asked_for_by_name_but_unavailable_fails_the_gate(monkeypatch, capsys):
     import harness.check as check
 
-    class Absent(Engine):
-        name, tier, description = "absent", "0", "never available"
-
-        def unavailable(self):
-            return "needs a GPU"
-
-    monkeypatch.setattr(check, "select_engines", lambda names: [Absent()])
+    monkeypatch.setattr(check, "select_engines", lambda names: [_Absent()])
     assert main(["check", "--engines", "absent", "--problems", "normal", "--sizes", "10"]) == 1
     assert "FAIL (asked for by name) absent: unavailable (needs a GPU)" in capsys.readouterr().out
     assert main(["check", "--problems", "normal", "--sizes", "10"]) == 1  # nothing available to check
