@@ -9,7 +9,7 @@ An outside package checks its problem with one line in its own tests::
 What it checks, at each size and every check point (``Problem.check_points``):
 
 - the reference's gradient against central differences of the reference's value along random
-  unit directions v: ``(l(theta + h v) - l(theta - h v)) / 2h ~ grad . v``, with h scaled to
+  directions v (scaled entry by entry to theta): ``(l(theta + h v) - l(theta - h v)) / 2h ~ grad . v``, with h scaled to
   theta, judged by rho (``harness.correctness.rho``) within ``FD_TOLERANCE``. Central differences
   have error O(h^2 l''') + O(eps l / h), so the tolerance is a difference test's, not the 1e-9 of
   the engine gate; what it catches is a gradient that is wrong, not one that is slightly off;
@@ -58,9 +58,11 @@ def fd_failures(problem: Problem, theta: np.ndarray, data: Any, label: str, seed
         return [f"{label}: reference value or gradient is not finite"]
     rng = np.random.default_rng(seed)
     for k in range(DIRECTIONS):
+        # The direction is scaled entry by entry to theta (max(1, |theta_i|)), so that a large
+        # parameter beside a small one (a = 3e4 and log_b = 2) steps each by its own relative amount.
         v = rng.standard_normal(theta.shape)
-        v /= np.linalg.norm(v)
-        h = FD_STEP * max(1.0, float(np.max(np.abs(theta))))
+        v *= np.maximum(1.0, np.abs(theta)) / np.linalg.norm(v)
+        h = FD_STEP
         up = problem.reference(theta + h * v, data)[0]
         down = problem.reference(theta - h * v, data)[0]
         fd, ad = (up - down) / (2 * h), float(grad @ v)
