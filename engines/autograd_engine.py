@@ -35,6 +35,7 @@ def autograd_ops() -> Ops:
 
 class AutogradEngine(Engine):
     name = "autograd"
+    libraries = ("autograd",)
     tier = "framework"
     description = "HIPS autograd, value_and_grad of the loglik: a Python graph per call"
 

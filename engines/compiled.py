@@ -142,6 +142,7 @@ def cache_hits(dispatcher: Any) -> int:
 
 class CompiledEngine(Engine):
     name = "compiled"
+    libraries = ("numba", "llvmlite")
     tier = "2"
     description = "tape to Python source (one fused pass, forward and reverse) compiled by numba"
 

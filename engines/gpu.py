@@ -396,6 +396,7 @@ class GpuEngine(Engine):
     """
 
     name = "gpu"
+    libraries = ("numba", "numba-cuda", "llvmlite")
     tier = "2"
     description = (
         "tape to numba.cuda kernels: the compiled engine's plan with grid-stride loops, block sums and "

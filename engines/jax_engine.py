@@ -50,6 +50,7 @@ def jax_ops() -> Ops:
 
 class JaxEngine(Engine):
     name = "jax"
+    libraries = ("jax", "jaxlib")
     tier = "framework"
     counter_unsupported = (
         "XLA runs the computation on threads of its own, which callgrind's per-thread collection does "

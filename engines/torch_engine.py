@@ -81,6 +81,7 @@ def compiled_loglik(problem: Problem) -> Callable[..., Any]:
 
 class TorchEngine(Engine):
     name = "torch"
+    libraries = ("torch",)
     tier = "framework"
     description = "PyTorch eager autograd, float64, a fresh graph per call (graph-per-call in C++)"
     memory_method = "rss"  # PyTorch's CPU allocator is invisible to tracemalloc
