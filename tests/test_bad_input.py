@@ -188,18 +188,19 @@ def test_bench_on_a_full_disk_stops_keeps_what_was_written_and_says_so(tmp_path,
 
     def fsync(fd):
         calls.append(fd)
-        if len(calls) > 1:  # the first write (the run's header) fits, the first cell does not
+        if len(calls) > 2:  # the run's header and its first cell fit, the second cell does not
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
     monkeypatch.setattr(results.os, "fsync", fsync)
     out = tmp_path / "r.json"
-    assert main([*TINY_BENCH, "--out", str(out)]) == 2
+    two_sizes = [("10,100" if arg == "10" else arg) for arg in TINY_BENCH]
+    assert main([*two_sizes, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "the run stopped" in err
-    assert f"{out} keeps the 0 cell(s) written before" in err
+    assert f"{out} keeps the 1 cell(s) written before" in err
     kept = results.load(out)  # the last version written whole
-    assert kept["run"]["status"] == "running" and kept["cells"] == []
+    assert kept["run"]["status"] == "running" and [c["n"] for c in kept["cells"]] == [10]
     assert not list(tmp_path.glob(".*.tmp"))
 
 
