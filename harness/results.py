@@ -144,7 +144,8 @@ LIST_FIELDS = tuple(
     if f.endswith(("_samples_s", "_process_medians_s", "_process_rounds", "_process_instructions"))
     or f == "first_calls_s"
 )
-"""Cell fields that hold a list of numbers (one per round or per process)."""
+"""Cell fields that hold a list of numbers (one per round or per process; null where a process has
+none, e.g. the first call of a worker that never started)."""
 NUMBER_FIELDS = tuple(
     f
     for f in CELL_FIELDS
@@ -344,8 +345,7 @@ def _check_cell(path: Path, i: int, cell: Any) -> None:
     bad += [
         f
         for f in LIST_FIELDS
-        if cell.get(f) is not None
-        and (not isinstance(cell[f], list) or any(_bad_number(v) or v is None for v in cell[f]))
+        if cell.get(f) is not None and (not isinstance(cell[f], list) or any(_bad_number(v) for v in cell[f]))
     ]
     if not bad:
         return
