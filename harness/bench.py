@@ -16,7 +16,10 @@ is the first pass's, ``first_calls_s`` every pass's.
 **Budget.** A cell whose single steady call exceeds ``--budget`` seconds in the first pass is
 ``over_budget`` and the larger sizes of that (engine, problem) are ``skipped``, with the reason; a
 cell that overruns the watchdog counts the same way. An unavailable engine gets an ``unavailable``
-cell for each (problem, n) with its reason. A later pass re-measures only cells that were ``ok``
+cell for each (problem, n) with its reason. Availability is asked in the engine's first worker, not
+here (``harness.availability``): an ``unavailable()`` that raises, exits or segfaults makes ``error``
+cells instead of ending the run; a broken entry point, not named in ``--engines``, gets
+``unavailable`` cells saying so. A later pass re-measures only cells that were ``ok``
 and whose first process took at most ``REPEAT_LIMIT_S`` (``processes`` says how many measured it);
 a later process that fails or errs makes the cell fail or err, naming the process.
 
