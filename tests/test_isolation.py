@@ -215,3 +215,8 @@ def test_a_worker_blocked_in_native_code_dies_with_its_killed_parent():
         parent.wait(10)
         if "pid" in locals() and _alive(pid):
             os.kill(pid, signal.SIGKILL)  # the worker this test started, should it have survived
+
+
+def test_check_timeout_must_be_positive(capsys):
+    assert main(["check", "--engines", "manual", "--timeout", "0"]) == 2
+    assert "--timeout 0: the watchdog must be a positive number of seconds" in capsys.readouterr().err
