@@ -54,6 +54,7 @@ from harness.availability import probe_engines
 from harness.cell import CellSettings
 from harness.extras import run_extras
 from harness.replicates import add_process
+from harness.provenance import engine_provenance
 from harness.results import CELL_FIELDS, SCHEMA, ResultsError, unwritable, write_atomic
 from harness.selection import UsageError, check_count, parse_sizes, select_engines, select_problems
 from harness.summary import format_seconds, format_size, tables
@@ -267,6 +268,10 @@ class Bench:
                 "seed": cell.seed,
                 "timer": "time.perf_counter (pytest-benchmark BenchmarkFixture)",
             },
+            "problems": {
+                p.name: {"sense": p.sense, "size_word": p.size_word, "layout_n10": p.layout(10)}
+                for p in problems
+            },
             "engines": {},
             "calibration": {"workload": calibration.DESCRIPTION, "samples": []},
             "cells": [],
@@ -336,6 +341,7 @@ class Bench:
                 "reason": reason,
                 "memory_method": engine.memory_method,
                 "tolerance": engine.tolerance,
+                **engine_provenance(engine),
             }
             if reason is None:
                 available.append(engine)

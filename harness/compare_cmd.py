@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     beyond = slower[slower["ratio"] > args.fail_above] if args.fail_above is not None else slower.iloc[0:0]
     for row in beyond.itertuples(index=False):
         print(
-            f"SLOWER {row.problem} / {row.engine} / n={row.n}: {row.ratio:.2f}x > {args.fail_above:g}x (p = {row.p_value:.2g})"
+            f"SLOWER {row.problem} / {row.engine} / n={row.n}: {row.ratio:.2f}x > {args.fail_above:g}x ({'counts' if row.p_value is None else f'p = {row.p_value:.2g}'})"
         )
     print(
         f"{len(table)} cells compared: {int((table['verdict'] == 'faster').sum())} faster, "

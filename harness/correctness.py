@@ -115,7 +115,7 @@ def check_cell(
     try:
         data = problem.make_data(n, seed) if data is None else data
         prepared = engine.prepare(problem, data) if prepared is None else prepared
-        for name, theta in problem.check_points(n).items():
+        for name, theta in problem.check_points(n, data).items():
             r, label = compare_point(prepared, problem, theta, data)
             result.points[name] = r
             if r > result.worst_rho or not result.worst_point:

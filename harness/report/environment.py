@@ -46,6 +46,16 @@ def _stability(doc: dict[str, Any]) -> dict[str, str] | None:
     }
 
 
+def _versions(info: dict[str, Any]) -> str:
+    """``jax 0.10.2, jaxlib 0.10.2`` and the package's commit, from the engine's results entry."""
+    versions = info.get("versions") if isinstance(info.get("versions"), dict) else {}
+    text = ", ".join(f"{k} {v if v is not None else '(not installed)'}" for k, v in versions.items())
+    commit = info.get("commit")
+    if isinstance(commit, str) and commit:
+        text += f" (commit {commit[:12]})"
+    return text or "–"
+
+
 def environment_html(docs: list[dict[str, Any]]) -> str:
     """One block per results file, in run order."""
     parts = []
@@ -66,6 +76,7 @@ def environment_html(docs: list[dict[str, Any]]) -> str:
                     "yes" if available else ("no" if available is False else "–"),
                     str(info.get("reason") or ""),
                     str(info.get("description") or ""),
+                    _versions(info),
                 ]
             )
         parts.append(
@@ -87,7 +98,7 @@ def environment_html(docs: list[dict[str, Any]]) -> str:
             )
             + "</div><h4>Engines</h4>"
             + (
-                table(["engine", "tier", "available", "reason", "description"], rows, cls="text")
+                table(["engine", "tier", "available", "reason", "description", "versions"], rows, cls="text")
                 if rows
                 else "<p>–</p>"
             )
