@@ -53,8 +53,8 @@ from harness import threads as thread_settings
 from harness.availability import probe_engines
 from harness.cell import CellSettings
 from harness.extras import run_extras
-from harness.replicates import add_process
 from harness.provenance import engine_provenance
+from harness.replicates import add_process
 from harness.results import CELL_FIELDS, SCHEMA, ResultsError, unwritable, write_atomic
 from harness.selection import UsageError, check_count, parse_sizes, select_engines, select_problems
 from harness.summary import format_seconds, format_size, tables
