@@ -1,4 +1,5 @@
-"""``adtiers list``: problems with their parameter layout, engines with tier and availability.
+"""``adtiers list``: problems with their parameter layout, engines with tier and availability, and
+which engine declares which problem unsupported.
 
 Availability is asked in each engine's worker process (``harness.availability``), all launched at
 once: an engine whose ``unavailable()`` segfaults or hangs is listed as broken with how its worker
@@ -46,4 +47,27 @@ def run(args: argparse.Namespace) -> int:
         tier = f"tier {e.tier} ({TIERS.get(e.tier, '?')})"
         print(f"  {e.name:<16} {tier:<28} {shown}")
         print(f"  {'':<16} {e.description}")
+    _support(engines)
     return 0
+
+
+def _support(engines: list) -> None:
+    """Which engine declares which problem unsupported (``Engine.supports``), with the reason.
+
+    Only what an engine declares without data is known here; a code generator that meets a
+    primitive without a template says so when it prepares (``adtiers check`` shows it).
+    """
+    lines = []
+    for e in engines:
+        if isinstance(e, BrokenEngine):
+            continue
+        for p in PROBLEMS.values():
+            try:
+                reason = e.supports(p)
+            except Exception as err:  # noqa: BLE001 -- a broken supports() is shown, not raised
+                reason = f"supports() raised {type(err).__name__}: {err}"
+            if reason is not None:
+                lines.append(f"  {e.name:<16} {p.name:<14} {reason}")
+    print("\nUnsupported (engine, problem, why):" if lines else "\nEvery engine supports every problem.")
+    if lines:
+        print("\n".join(lines))

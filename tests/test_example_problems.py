@@ -72,3 +72,10 @@ def test_fit_minimises_the_least_squares_problem(installed, capsys):
     result = fit(get_engine("tape"), problems.get_problem("lsq"), 200)
     assert result.converged, result.message
     assert abs(result.estimate[0] - 3.0) < 0.1 and abs(result.estimate[1] - __import__("math").log(0.5)) < 0.1
+
+
+def test_list_says_which_engine_does_not_support_which_problem(installed, capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.strip().startswith("manual-numba") and "lse" in line]
+    assert lines and "no hand-written kernel" in lines[0]
