@@ -11,7 +11,7 @@ from importlib.metadata import EntryPoint
 
 import numpy as np
 import pytest
-from problem_fakes import SOFTPLUS, SoftplusLogistic
+from problem_fakes import SOFTPLUS, Kinks, LogLinear, LogLinearLse, SoftplusLogistic
 
 from engines import primitive_plugins
 from engines.base import Unsupported
@@ -233,3 +233,21 @@ def test_register_refuses_what_cannot_join_the_table():
         primitive_plugins.unregister("softplus")
     with pytest.raises(AttributeError, match="unknown primitive 'softplus'"):
         graph_ops.softplus(1.0)
+
+
+# ---- the new primitives on every engine ---------------------------------------------------------
+
+ENGINES = ["graph", "graph-scalar", "tape", "compiled", "jax", "jax-eager", "torch", "autograd"]
+
+
+@pytest.mark.parametrize("problem", [LogLinear(), LogLinearLse(), Kinks()], ids=lambda p: p.name)
+@pytest.mark.parametrize("name", ENGINES)
+def test_log_sum_exp_and_the_kinks_pass_the_gate_on_every_engine(name, problem):
+    """lse the stable way (with ``max``) and as ``logsumexp``, and every new elementwise primitive,
+    at the truth, two perturbations and a hard point far in the tails (gpu: ``tests/test_gpu.py``)."""
+    engine = get_engine(name)
+    if engine.unavailable():
+        pytest.skip(engine.unavailable())
+    for n in (7, 50):
+        result = check_cell(engine, problem, n)
+        assert result.passed, result.describe()
