@@ -70,10 +70,12 @@ def first_call_html(frame: pd.DataFrame, engines: list[str]) -> str:
 
 
 def memory_html(frame: pd.DataFrame, engines: list[str]) -> str:
-    """Peak extra memory of one value-and-gradient call per size, and per observation at the largest."""
+    """Peak extra memory of one value-and-gradient call per size, and per unit of n at the largest
+    (in the problem's own word: per observation, per category, per point)."""
     sizes = sorted(frame["n"].unique())
     index = {(r["problem"], r["engine"], r["n"]): r for _, r in frame.iterrows()}
-    header = ["problem", "engine", *(f"n = {fmt.size_n(n)}" for n in sizes), "per observation", "method"]
+    header = ["problem", "engine", *(f"n = {fmt.size_n(n)}" for n in sizes), "per unit of n", "method"]
+    words = dict(zip(frame["problem"], frame["size_word"])) if "size_word" in frame else {}
     rows = []
     for problem, engine in _rows(frame, engines):
         row: list[str | Td] = [problem, engine]
@@ -86,7 +88,8 @@ def memory_html(frame: pd.DataFrame, engines: list[str]) -> str:
                 per_obs, method = peak / n, cell["mem_method"] or method
             else:
                 row.append(_not_timed(cell) if cell is None or not cell["timed"] else Td("–"))
-        rows.append([*row, fmt.size_bytes(per_obs), method or "–"])
+        per = f"{fmt.size_bytes(per_obs)} per {words.get(problem, 'observation')}" if per_obs else "–"
+        rows.append([*row, per, method or "–"])
     return table(header, rows, row_headers=2)
 
 

@@ -55,6 +55,23 @@ def _samples(value: Any) -> list[float] | None:
     return [float(x) for x in out] or None
 
 
+def size_words(docs: list[dict[str, Any]]) -> dict[str, str]:
+    """Each problem's own word for one unit of n (``observation``; the plural ``size_word`` made singular by its last ``s``).
+
+    From the results files' ``problems`` section; files written before it existed say nothing,
+    and the report then speaks of observations, as those problems did.
+    """
+    words: dict[str, str] = {}
+    for doc in docs:
+        section = doc.get("problems") if isinstance(doc.get("problems"), dict) else {}
+        for name, info in section.items():
+            word = info.get("size_word") if isinstance(info, dict) else None
+            if isinstance(word, str) and word.strip():
+                word = word.strip()
+                words[str(name)] = word[:-1] if word.endswith("s") and len(word) > 3 else word
+    return words
+
+
 def cells_frame(docs: list[dict[str, Any]]) -> Cells:
     """One row per cell over ``docs`` (oldest run first, so that a re-run of a cell wins)."""
     docs = sorted(docs, key=lambda d: str((d.get("run") or {}).get("started") or ""))
@@ -71,6 +88,8 @@ def cells_frame(docs: list[dict[str, Any]]) -> Cells:
             frame[column] = [None if v is None or v is pd.NA else str(v) for v in frame[column]]
     frame["machine"] = frame["machine"].fillna("unknown machine")
     frame["tier"] = frame["tier"].fillna("?")
+    words = size_words(docs)
+    frame["size_word"] = [words.get(p, "observation") for p in frame["problem"]]
     for column in frame.columns:
         if (
             column.endswith(("_s", "_bytes", "_rounds", "_iterations"))
