@@ -129,8 +129,14 @@ def die_with_parent(parent: int) -> None:
 
 
 def _serve(requests: Connection, replies: Connection) -> None:
-    """The worker's loop: set up the engine, then measure each (problem, n) the parent sends."""
+    """The worker's loop: set up the engine, then measure each (problem, n) the parent sends.
+
+    Ctrl-C is the parent's to handle: the worker ignores SIGINT (it started with it blocked, see
+    ``Worker.launch``) and then unblocks it, so that what the engine starts (a compiler) has the
+    usual mask.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     probed = None
     try:
         engine_ref, threads, settings = requests.recv()
@@ -208,6 +214,11 @@ class Worker:
             prefix = counters.launch_prefix(self.counts_dir.name)
             env.update(counters.environment())
         self.stderr = tempfile.TemporaryFile()
+        # SIGINT blocked from before the fork until self.process is set: a Ctrl-C there neither
+        # kills the worker during its start (the mask is inherited across exec, up to _serve's
+        # SIG_IGN) nor leaves a started worker the parent has no handle on to stop. The parent's
+        # KeyboardInterrupt comes when the mask is restored.
+        masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             self.process = subprocess.Popen(
                 [
@@ -222,12 +233,14 @@ class Worker:
                 ],
                 pass_fds=(child_reads, child_writes),
                 stdin=subprocess.DEVNULL,
+                stdout=self.stderr,  # not the parent's: an engine's prints stay out of its output
                 stderr=self.stderr,
                 env=env,
             )
         finally:
             os.close(child_reads)
             os.close(child_writes)
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
         self.requests = Connection(parent_writes, readable=False)
         self.replies = Connection(parent_reads, writable=False)
         try:
