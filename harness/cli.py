@@ -27,15 +27,15 @@ from harness.results import ResultsError
 from harness.selection import UsageError
 
 COMMANDS = [
-    "harness.listing",
-    "harness.check",
-    "harness.bench",
-    "harness.compare_cmd",
-    "harness.stability",
-    "harness.report_cmd",
-    "harness.show",
-    "harness.probe_cmd",
-    "harness.fit_cmd",
+    "harness.commands.listing",
+    "harness.commands.check",
+    "harness.commands.bench",
+    "harness.commands.compare",
+    "harness.commands.stability",
+    "harness.commands.report",
+    "harness.commands.show",
+    "harness.commands.probe",
+    "harness.commands.fit",
 ]
 
 BROKEN_PIPE = 141

@@ -10,10 +10,10 @@ What it checks, at each size and every check point (``Problem.check_points``):
 
 - the reference's gradient against central differences of the reference's value along random
   directions v (scaled entry by entry to theta): ``(l(theta + h v) - l(theta - h v)) / 2h ~ grad . v``, with h scaled to
-  theta, judged by rho (``harness.correctness.rho``) within ``FD_TOLERANCE``. Central differences
+  theta, judged by rho (``harness.measure.correctness.rho``) within ``FD_TOLERANCE``. Central differences
   have error O(h^2 l''') + O(eps l / h), so the tolerance is a difference test's, not the 1e-9 of
   the engine gate; what it catches is a gradient that is wrong, not one that is slightly off;
-- ``loglik`` evaluated in plain NumPy (``engines.ops.numpy_ops``) equals the reference's value
+- ``loglik`` evaluated in plain NumPy (``engines.core.ops.numpy_ops``) equals the reference's value
   (rho <= 1e-9): the function every engine differentiates is the one the reference derives;
 - data: ``make_data(n, seed)`` is deterministic (the same arrays twice) and holds ``n``;
 - layout: ``blocks`` sum to ``size``, names are unique, ``split``/``join`` round-trip, and
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.correctness import rho
+from harness.measure.correctness import rho
 from problems.base import SENSES, Problem
 
 SIZES = (10, 60)
@@ -77,7 +77,7 @@ def fd_failures(problem: Problem, theta: np.ndarray, data: Any, label: str, seed
 
 def problem_failures(problem: Problem, sizes: Iterable[int] = SIZES) -> list[str]:
     """Every broken rule of the problem kit, as messages; empty when the problem passes."""
-    from engines.ops import numpy_ops
+    from engines.core.ops import numpy_ops
 
     failures: list[str] = []
     if not problem.name:

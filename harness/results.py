@@ -82,7 +82,7 @@ CELL_FIELDS: dict[str, str] = {
     "prepare_s": "seconds in prepare (tracing, compiling, moving data)",
     "first_call_s": "prepare plus the first value-and-gradient call, seconds",
     "first_calls_s": "first_call_s of every process, in pass order (later ones find the disk caches warm)",
-    "processes": "worker processes whose measurements make up the cell (harness.replicates)",
+    "processes": "worker processes whose measurements make up the cell (harness.stats.replicates)",
     "process_notes": "later processes that were not merged, and why (e.g. over budget by noise)",
     "counter": "null for timings; 'instructions' for callgrind counts",
     "vg_median_s": "steady-state value-and-gradient time per call: median of the process medians",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import sys
 
-from engines.base import Engine
-from engines.registry import BrokenEngine, engine_names, load_engine
+from engines.core.contract import Engine
+from engines.core.registry import BrokenEngine, engine_names, load_engine
 from harness.units import size_n
 from problems import PROBLEMS, Problem
 
@@ -57,7 +57,7 @@ def select_engines(names: str | None) -> list[Engine]:
 
     An engine that cannot be loaded (a broken entry point of an outside package) is a UsageError
     when it was named, since what was asked for cannot run; left to the default it must not stop
-    every other engine, so it comes back as a ``BrokenEngine`` (``engines.registry``), with a
+    every other engine, so it comes back as a ``BrokenEngine`` (``engines.core.registry``), with a
     warning on stderr, for ``check`` and ``bench`` to show.
     """
     known = engine_names()

@@ -5,7 +5,7 @@ value-and-gradient time when ``ok``; otherwise its status in brief, because a fa
 cell has no time to show. ``*`` marks the fastest ``ok`` engine at each size, never the harness floor (``null``, tier
 ``floor``), which computes nothing and is shown for scale. A run of ``--counter instructions``
 shows instructions per call instead of times; ``!`` marks a cell whose processes disagree by more
-than 10% (``harness.replicates``).
+than 10% (``harness.stats.replicates``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ value-and-gradient; outputs are a Python float and a float64 gradient of the rig
 unavailable engine refuses ``prepare`` with its reason. It raises ``AssertionError`` listing every
 failure, so one run shows them all. The project's own conformance suite runs the same checks.
 
-A problem an engine declares it cannot do (``engines.base.Unsupported``) is not a failure of the
+A problem an engine declares it cannot do (``engines.core.contract.Unsupported``) is not a failure of the
 engine's kit: an outside package's problem cannot fail another package's engine that way.
 ``check_problem`` is the same for a problem (``harness.problem_kit``).
 """
@@ -24,8 +24,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from engines.base import Engine
-from harness.correctness import check_cell, rho
+from engines.core.contract import Engine
+from harness.measure.correctness import check_cell, rho
 from harness.problem_kit import check_problem, problem_failures
 from problems import PROBLEMS, Problem
 

@@ -1,7 +1,7 @@
 """What a problem is: a parameter layout, data, one ``loglik`` and a hand-derived reference.
 
 A problem is written once. ``loglik(ops, params, data)`` uses only the neutral op namespace ``ops``
-(one function per primitive in ``engines/primitives.py``) and arithmetic operators, so every engine
+(one function per primitive in ``engines/core/primitives.py``) and arithmetic operators, so every engine
 and adapter differentiates the same function. Only ``reference`` is per problem: the value and the
 gradient derived by hand in NumPy, never by AD, so that it can judge every engine.
 

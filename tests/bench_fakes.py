@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from engines.base import Engine, Prepared
+from engines.core.contract import Engine, Prepared
 
 
 def _reference_prepared(problem, data, before_call=lambda: None, scale=1.0) -> Prepared:

@@ -15,7 +15,7 @@ import time
 
 from bench_fakes import _reference_prepared
 
-from engines.base import Engine, Prepared
+from engines.core.contract import Engine, Prepared
 
 
 def _segfault() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.primitives import Primitive, call
+from engines.core.primitives import Primitive, call
 from problems.base import Block, Problem
 
 

@@ -13,15 +13,15 @@ import os
 import numpy as np
 import pytest
 
-from engines.autograd_engine import AutogradEngine
-from engines.base import Unsupported
-from engines.jax_engine import JaxCudaEngine, JaxEagerEngine, JaxEngine
-from engines.manual_numba import KERNELS, ManualNumbaEngine
-from engines.primitives import PRIMITIVES
-from engines.registry import get_engine
-from engines.threads import XLA_SINGLE_THREAD, set_numba_threads, set_xla_threads
-from engines.torch_engine import TorchCompileEngine, TorchCudaEngine, TorchEngine, compiled_loglik
-from harness.correctness import check_cell
+from engines.frameworks.autograd_engine import AutogradEngine
+from engines.core.contract import Unsupported
+from engines.frameworks.jax_engine import JaxCudaEngine, JaxEagerEngine, JaxEngine
+from engines.baselines.manual_numba import KERNELS, ManualNumbaEngine
+from engines.core.primitives import PRIMITIVES
+from engines.core.registry import get_engine
+from engines.core.threads import XLA_SINGLE_THREAD, set_numba_threads, set_xla_threads
+from engines.frameworks.torch_engine import TorchCompileEngine, TorchCudaEngine, TorchEngine, compiled_loglik
+from harness.measure.correctness import check_cell
 from problems import PROBLEMS
 from problems.normal import Normal
 
@@ -30,21 +30,21 @@ def _jax():
     pytest.importorskip("jax", exc_type=ModuleNotFoundError)
     import jax.numpy as jnp
 
-    from engines.jax_engine import jax_ops
+    from engines.frameworks.jax_engine import jax_ops
 
     return jax_ops(), jnp.asarray
 
 
 def _torch():
     torch = pytest.importorskip("torch", exc_type=ModuleNotFoundError)
-    from engines.torch_engine import torch_ops
+    from engines.frameworks.torch_engine import torch_ops
 
     return torch_ops(), torch.as_tensor
 
 
 def _autograd():
     pytest.importorskip("autograd", exc_type=ModuleNotFoundError)
-    from engines.autograd_engine import autograd_ops
+    from engines.frameworks.autograd_engine import autograd_ops
 
     return autograd_ops(), np.asarray
 
@@ -195,7 +195,7 @@ def test_set_threads_reaches_numpy_blas():
 
 def test_xla_threads_go_to_xla_flags(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
-    monkeypatch.setattr("engines.threads._jax_backend_started", lambda: False)
+    monkeypatch.setattr("engines.core.threads._jax_backend_started", lambda: False)
     set_xla_threads(1)
     assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {XLA_SINGLE_THREAD}"
     set_xla_threads(2)
@@ -204,7 +204,7 @@ def test_xla_threads_go_to_xla_flags(monkeypatch):
 
 def test_xla_threads_after_the_backend_started_warn(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "")
-    monkeypatch.setattr("engines.threads._jax_backend_started", lambda: True)
+    monkeypatch.setattr("engines.core.threads._jax_backend_started", lambda: True)
     with pytest.warns(RuntimeWarning, match="already started"):
         JaxEngine().set_threads(1)
 

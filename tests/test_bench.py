@@ -19,8 +19,8 @@ from bench_fakes import (
     WrongEngine,
 )
 
-from engines.registry import get_engine
-from harness import bench
+from engines.core.registry import get_engine
+from harness.commands import bench
 from harness.cli import main
 from harness.results import CELL_FIELDS, SCHEMA, load, to_frame
 

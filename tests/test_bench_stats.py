@@ -5,12 +5,12 @@ import time
 import numpy as np
 import pytest
 
-from harness.machine import machine_id
-from harness.memory import peak_memory
-from harness.stats import bootstrap_median_interval, summarise
+from harness.measure.machine import machine_id
+from harness.measure.memory import peak_memory
+from harness.stats.samples import bootstrap_median_interval, summarise
 from harness.summary import format_seconds, tables
-from harness.threads import thread_environment
-from harness.timing import TimingSettings, time_call
+from harness.measure.threads import thread_environment
+from harness.measure.timing import TimingSettings, time_call
 
 
 def test_quartiles_follow_pytest_benchmark_methods():

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from engines.base import Engine, Prepared
+from engines.core.contract import Engine, Prepared
 from harness.cli import main
-from harness.correctness import check_cell
+from harness.measure.correctness import check_cell
 from problems import PROBLEMS
 
 
@@ -71,7 +71,7 @@ def test_raising_engine_is_one_failed_cell_with_its_error():
 
 
 def test_check_exits_1_on_failure(monkeypatch, capsys):
-    import harness.check as check
+    import harness.commands.check as check
 
     monkeypatch.setattr(check, "select_engines", lambda names: [_RaisingEngine(), _WrongEngine()])
     assert main(["check", "--problems", "normal", "--sizes", "10"]) == 1
@@ -95,7 +95,7 @@ class _Absent(Engine):
 
 
 def test_an_engine_asked_for_by_name_but_unavailable_fails_the_gate(monkeypatch, capsys):
-    import harness.check as check
+    import harness.commands.check as check
 
     monkeypatch.setattr(check, "select_engines", lambda names: [_Absent()])
     assert main(["check", "--engines", "absent", "--problems", "normal", "--sizes", "10"]) == 1

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from results_factory import make_results
 
-from harness.comparison import compare_frames, compare_samples, default_baseline
+from harness.stats.comparison import compare_frames, compare_samples, default_baseline
 from harness.results import write_atomic
 
 

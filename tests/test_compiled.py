@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 from problem_fakes import SOFTPLUS, Centred, LogLinear, LogLinearLse, SoftplusLogistic
 
-from engines import primitive_plugins
-from engines.codegen import MissingTemplate, Unsupported, plan, templates_of
-from engines.compiled import CompiledEngine, compile_source, render
-from engines.primitives import PRIMITIVES, Primitive
-from engines.tape import Eqn, Program, Var, trace
-from engines.tape_engine import TapeEngine
+from engines.core import primitive as primitive_plugins
+from engines.core.contract import Unsupported
+from engines.tiers.tape.codegen import plan
+from engines.tiers.tape.stmts import MissingTemplate, templates_of
+from engines.tiers.tape.compiled import CompiledEngine, compile_source, render
+from engines.core.primitives import PRIMITIVES, Primitive
+from engines.tiers.tape.program import Eqn, Program, Var, trace
+from engines.tiers.tape.tape_engine import TapeEngine
 from harness.cli import main
-from harness.correctness import check_cell
+from harness.measure.correctness import check_cell
 from problems import PROBLEMS
 from problems.base import Block
 
@@ -48,7 +50,7 @@ def test_a_primitive_without_templates_is_named():
     half = Primitive("half", lambda x: x / 2, (lambda g, ans, x: g / 2,), templates={"expr": "({x} / 2)"})
     program = Program({"x": x}, {}, [Eqn(half, (x,), Var(1, ()))], Var(1, ()))
     with pytest.raises(
-        MissingTemplate, match=r"'half' has no code template 'adjoint'.*engines/primitives.py"
+        MissingTemplate, match=r"'half' has no code template 'adjoint'.*engines/core/primitives.py"
     ):
         plan(program)
 
@@ -98,7 +100,7 @@ _PROCESS = textwrap.dedent(
     """
     import json, tracemalloc
     from numba.core.runtime import rtsys
-    from engines.compiled import CompiledEngine
+    from engines.tiers.tape.compiled import CompiledEngine
     from problems import PROBLEMS
     out = {}
     for name in ("normal", "exponential"):

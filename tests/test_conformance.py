@@ -8,8 +8,8 @@ cases (wrong theta length, non-finite theta, value-only agreeing with value-and-
 import numpy as np
 import pytest
 
-from engines.base import Engine
-from engines.registry import engine_names, get_engine
+from engines.core.contract import Engine
+from engines.core.registry import engine_names, get_engine
 from harness.testing import check_engine, contract_failures, correctness_failures
 from problems import PROBLEMS
 

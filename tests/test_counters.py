@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import counters
-from harness.counters import (
+from harness.measure import counters
+from harness.measure.counters import (
     CounterUnavailable,
     count_instructions,
     counter_missing,
@@ -32,7 +32,7 @@ LOOP = 20_000
 COUNTED = f"""
 import itertools, json
 import numpy as np
-from harness.counters import count_instructions
+from harness.measure.counters import count_instructions
 
 def loop(k):
     s = 0
@@ -129,7 +129,7 @@ def test_an_exception_leaves_collection_off(two_runs: list[dict[str, float]]) ->
 )
 def test_wrong_valgrind_launch_is_reported(options: list[str], reason: str, tmp_path: Path) -> None:
     script = (
-        "from harness.counters import CounterUnavailable, count_instructions\n"
+        "from harness.measure.counters import CounterUnavailable, count_instructions\n"
         "try:\n    count_instructions(lambda: None)\nexcept CounterUnavailable as err:\n    print(err)\n"
     )
     options = [option.format(dir=tmp_path) for option in options]

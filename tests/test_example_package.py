@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engines.registry import engine_names, get_engine
+from engines.core.registry import engine_names, get_engine
 from harness.cli import main
 from harness.testing import check_engine
 

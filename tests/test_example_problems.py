@@ -66,8 +66,8 @@ def test_check_over_outside_problems_passes_with_manual_numba_unsupported(instal
 def test_fit_minimises_the_least_squares_problem(installed, capsys):
     assert main(["fit", "lsq", "--engine", "tape", "--n", "200"]) == 0
     assert "objective" in capsys.readouterr().out  # minimised: no "log-likelihood" for a sum of squares
-    from engines.registry import get_engine
-    from harness.fit import fit
+    from engines.core.registry import get_engine
+    from harness.measure.fit import fit
 
     result = fit(get_engine("tape"), problems.get_problem("lsq"), 200)
     assert result.converged, result.message

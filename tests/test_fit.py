@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from engines.registry import get_engine
+from engines.core.registry import get_engine
 from harness.cli import main
-from harness.fit import difference_hessian, fit
+from harness.measure.fit import difference_hessian, fit
 from problems import PROBLEMS
 
 

@@ -24,15 +24,17 @@ from problem_fakes import SOFTPLUS, Centred, Kinks, LogLinear, LogLinearLse, Sof
 
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install 'adtiers[gpu]')")
 
-from engines import gpu, primitive_plugins  # noqa: E402
-from engines.codegen import Unsupported, plan  # noqa: E402
-from engines.compiled import render as render_cpu  # noqa: E402
-from engines.gpu import GpuEngine, GpuFloat32Engine  # noqa: E402
-from engines.primitives import Primitive  # noqa: E402
-from engines.tape import trace  # noqa: E402
-from engines.tape_engine import TapeEngine  # noqa: E402
+from engines.core import primitive as primitive_plugins  # noqa: E402
+from engines.tiers.tape import gpu  # noqa: E402
+from engines.core.contract import Unsupported  # noqa: E402
+from engines.tiers.tape.codegen import plan  # noqa: E402
+from engines.tiers.tape.compiled import render as render_cpu  # noqa: E402
+from engines.tiers.tape.gpu import GpuEngine, GpuFloat32Engine  # noqa: E402
+from engines.core.primitives import Primitive  # noqa: E402
+from engines.tiers.tape.program import trace  # noqa: E402
+from engines.tiers.tape.tape_engine import TapeEngine  # noqa: E402
 from harness.cli import main  # noqa: E402
-from harness.correctness import check_cell, rho  # noqa: E402
+from harness.measure.correctness import check_cell, rho  # noqa: E402
 from harness.testing import correctness_failures  # noqa: E402
 from problems import PROBLEMS  # noqa: E402
 from problems.base import Block  # noqa: E402
@@ -153,7 +155,7 @@ def test_adtiers_list_shows_gpu_unavailable(capsys):
 def test_without_the_simulator_the_real_path_finds_no_device():
     """A fresh process with the simulator off asks the real numba.cuda (no driver on CI)."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"} | {"PYTHONPATH": str(ROOT)}
-    code = "from engines.gpu import GpuEngine, simulator; print(simulator(), GpuEngine(True).unavailable())"
+    code = "from engines.tiers.tape.gpu import GpuEngine, simulator; print(simulator(), GpuEngine(True).unavailable())"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     if proc.stdout.strip() == "False None":

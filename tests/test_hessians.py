@@ -4,8 +4,8 @@ reference gradient; engines that do not say so."""
 import numpy as np
 import pytest
 
-from engines.registry import engine_names, get_engine
-from harness.fit import difference_hessian
+from engines.core.registry import engine_names, get_engine
+from harness.measure.fit import difference_hessian
 from problems import PROBLEMS
 
 

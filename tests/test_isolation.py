@@ -17,11 +17,11 @@ import pytest
 from bench_fakes import WrongEngine
 from misbehaving_fakes import Misbehaving, RaisingProbeEngine, SegfaultingProbeEngine, WrongShapeEngine
 
-import engines.registry as registry
-import harness.bench as bench
-import harness.check as check
-import harness.listing as listing
-from engines.registry import get_engine
+import engines.core.registry as registry
+import harness.commands.bench as bench
+import harness.commands.check as check
+import harness.commands.listing as listing
+from engines.core.registry import get_engine
 from harness.cli import main
 from harness.results import load
 
@@ -174,8 +174,8 @@ PARENT = """
 import sys
 sys.path[:0] = {paths!r}
 from misbehaving_fakes import Misbehaving
-from harness.cell import CellSettings
-from harness.worker import Worker
+from harness.measure.cell import CellSettings
+from harness.measure.worker import Worker
 from problems import PROBLEMS
 
 worker = Worker(Misbehaving("hang", at=10), 1, CellSettings(), {{}})

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from problem_fakes import SOFTPLUS, Kinks, LogLinear, LogLinearLse, SoftplusLogistic
 
-from engines import primitive_plugins
-from engines.base import Unsupported
-from engines.graph import ops as graph_ops
-from engines.ops import Ops, numpy_ops
-from engines.primitives import ALL_PRIMITIVES, PRIMITIVES, Primitive, unbroadcast, vjp
-from engines.registry import get_engine
-from harness.correctness import check_cell
+from engines.core import primitive as primitive_plugins
+from engines.core.contract import Unsupported
+from engines.tiers.graph import ops as graph_ops
+from engines.core.ops import Ops, numpy_ops
+from engines.core.primitives import ALL_PRIMITIVES, PRIMITIVES, Primitive, unbroadcast, vjp
+from engines.core.registry import get_engine
+from harness.measure.correctness import check_cell
 from problems.base import Block, Problem
 
 

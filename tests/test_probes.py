@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from engines.base import Engine, Prepared
-from engines.registry import get_engine
+from engines.core.contract import Engine, Prepared
+from engines.core.registry import get_engine
 from harness.cli import main
-from harness.probes import PROBES, ProbeError, run_probe
+from harness.measure.probes import PROBES, ProbeError, run_probe
 
 
 @pytest.mark.parametrize("name", list(PROBES))
@@ -75,7 +75,7 @@ def test_outcomes_are_classified_from_what_happened():
 
 def test_exception_probe_raises_the_users_error():
     probe = PROBES["exception"]
-    from engines.ops import numpy_ops
+    from engines.core.ops import numpy_ops
 
     with pytest.raises(ProbeError):
         probe.loglik(numpy_ops, {"theta": -1.0}, {})

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from engines.ops import numpy_ops
+from engines.core.ops import numpy_ops
 from harness.testing import check_problem, problem_failures
 from problems import PROBLEMS, get_problem
 from problems.normal import Normal
@@ -152,8 +152,8 @@ def test_a_minimised_objective_is_fitted_downhill():
             r = y - theta[0]
             return 0.5 * float(r @ r) + 0.5 * theta[1] ** 2, np.array([-r.sum(), theta[1]])
 
-    from engines.manual import ManualEngine
-    from harness.fit import fit
+    from engines.baselines.manual import ManualEngine
+    from harness.measure.fit import fit
 
     problem = Squares()
     result = fit(ManualEngine(), problem, 50)

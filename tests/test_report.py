@@ -187,7 +187,7 @@ def test_report_imports_no_engine(tmp_path, doc):
     code = (
         "import sys; from harness.report import cells_frame, render_report; from harness.results import load;"
         f"render_report(cells_frame([load({str(path)!r})]));"
-        "import harness.report_cmd, harness.comparison;"
+        "import harness.commands.report, harness.stats.comparison;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('engines', 'jax', 'torch', 'numba')))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from bench_fakes import NoisyEngine
 
-from harness import bench
+from harness.commands import bench
 from harness.cli import main
-from harness.comparison import ALPHA, compare_counts, compare_processes
-from harness.replicates import add_process, hierarchical_interval, process_groups, spread
+from harness.stats.comparison import ALPHA, compare_counts, compare_processes
+from harness.stats.replicates import add_process, hierarchical_interval, process_groups, spread
 from harness.results import load
 
 
@@ -123,7 +123,7 @@ def test_an_injected_slowdown_is_caught_and_an_a_a_pair_passes(monkeypatch, tmp_
 
 
 def test_counting_gives_instructions_and_an_engine_that_cannot_be_counted_is_unsupported(tmp_path):
-    from harness.counters import counter_missing
+    from harness.measure.counters import counter_missing
 
     if counter_missing():
         pytest.skip(counter_missing())

@@ -12,12 +12,24 @@ import numpy as np
 import pytest
 from problem_fakes import Kinks, LogLinear, LogLinearLse
 
-from engines.primitives import ALL_PRIMITIVES, PRIMITIVES, Primitive, _div_vjp_x, _square_vjp, _sub_vjp_y
-from engines.tape import ControlFlowError, Eqn, Literal, Program, ProgramCache, Var, check_program, trace
-from engines.tape_engine import _MIN_BUFFERED, Replay, TapeEngine, _rule_reads
-from engines.tape_grad import gradient_program
-from harness.correctness import check_cell
-from harness.fit import difference_hessian
+from engines.core.primitives import ALL_PRIMITIVES, PRIMITIVES, Primitive, _div_vjp_x, _square_vjp, _sub_vjp_y
+from engines.tiers.tape.program import (
+    ControlFlowError,
+    Eqn,
+    Literal,
+    Program,
+    ProgramCache,
+    Var,
+    check_program,
+    trace,
+)
+from engines.tiers.tape.analysis import MIN_BUFFERED as _MIN_BUFFERED
+from engines.tiers.tape.analysis import rule_reads as _rule_reads
+from engines.tiers.tape.replay import Replay
+from engines.tiers.tape.tape_engine import TapeEngine
+from engines.tiers.tape.hessian import gradient_program
+from harness.measure.correctness import check_cell
+from harness.measure.fit import difference_hessian
 from problems import PROBLEMS
 from problems.base import Block
 from problems.normal import Normal

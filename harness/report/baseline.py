@@ -1,6 +1,6 @@
 """The comparison with a baseline run: per cell the ratio, its 95% interval, the p-value, a verdict.
 
-The statistics live in ``harness.comparison``; this module only lays them out. Cells are matched on
+The statistics live in ``harness.stats.comparison``; this module only lays them out. Cells are matched on
 the machine as well, so a baseline from another machine yields no ratios, only a warning.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 
 from harness import units as fmt
-from harness.comparison import compare_frames
 from harness.report.html import Td, esc, table
+from harness.stats.comparison import compare_frames
 
 
 def comparison_html(new: pd.DataFrame, base: pd.DataFrame | None, label: str, warning: str | None) -> str:

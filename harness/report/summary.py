@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 
 from harness import units as fmt
-from harness.replicates import SPREAD_FLAG
 from harness.report.data import timed
 from harness.report.html import Td, esc, frame_table, table
 from harness.report.tiers import REFERENCE_ENGINE
+from harness.stats.replicates import SPREAD_FLAG
 
 RELATIVE_BANDS = (1.1, 2.0, 5.0, 20.0, 100.0)
 """Colour bands of the grid: time over the row's fastest below 1.1x, 2x, 5x, 20x, 100x, and above."""

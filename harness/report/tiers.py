@@ -77,7 +77,7 @@ TIER_ALIASES = {
     "tier 2": "2",
     "hand-written": "baseline",
 }
-"""The words an outside engine may declare instead of the tier's key (``engines.base.TIERS``)."""
+"""The words an outside engine may declare instead of the tier's key (``engines.core.contract.TIERS``)."""
 
 
 def tier_of(engine: str, recorded_tier: Any) -> str:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.base import Engine, Prepared
-from engines.ops import numpy_ops
+from engines import Engine, Prepared
+from engines.core.ops import numpy_ops
 
 H = 1e-100
 

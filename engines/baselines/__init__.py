@@ -1,0 +1,1 @@
+"""Engines without AD: hand-written gradients to measure against, and the harness floor."""

@@ -1,0 +1,125 @@
+"""JAX: the problem's ``loglik`` run through ``jax.numpy``, differentiated by ``jax.value_and_grad``.
+
+Three engines share one adapter:
+
+- ``jax``: ``jax.jit`` of value-and-gradient. The first call traces and compiles (the benchmark
+  reports it apart); later calls run the compiled XLA program.
+- ``jax-eager``: the same without ``jit``: every primitive is dispatched on its own, op by op, and the
+  reverse pass is rebuilt per call: JAX's own graph-per-call.
+- ``jax-cuda``: ``jax`` on the first CUDA device, where one exists.
+
+float64 is enabled (``jax_enable_x64``) for the whole process when the adapter first loads JAX: the
+correctness gate asks for rho <= 1e-9, which float32 cannot meet. Data arrays are placed on the device
+once in ``prepare`` and passed to the compiled function as arguments (not baked into the program as
+constants); index arrays stay integer. Each call hands theta over as NumPy and JAX moves it to the
+device the data are committed to (an explicit ``device_put`` per call only adds dispatch work at
+small n); the call then waits for the result (``block_until_ready``: JAX dispatch is asynchronous, so
+without it the timer would stop before the work is done) and hands back NumPy float64.
+Threads: see ``engines.core.threads.set_xla_threads``.
+JAX is imported on first use, so that listing engines does not pay for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from engines.core.contract import Engine, Prepared, module_missing
+from engines.core.ops import Ops, split_data
+from engines.core.threads import set_xla_threads
+from problems.base import Data, Problem
+
+CUDA_PLUGINS = ("jax_cuda13_plugin", "jax_cuda12_plugin", "jax_plugins")
+
+
+@functools.cache
+def jax_ops() -> Ops:
+    """The primitive table as ``jax.numpy`` functions (importing JAX and enabling float64), and
+    ``jax.nn``'s stable forms where ``jax.numpy`` has none. JAX's max, maximum and abs split ties as
+    the table does (``engines.core.primitives``)."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    nn = {"logsumexp": jax.nn.logsumexp, "sigmoid": jax.nn.sigmoid, "log_sigmoid": jax.nn.log_sigmoid}
+    return Ops.like_numpy("jax", jnp, nn)
+
+
+class JaxEngine(Engine):
+    name = "jax"
+    libraries = ("jax", "jaxlib")
+    tier = "framework"
+    counter_unsupported = (
+        "XLA runs the computation on threads of its own, which callgrind's per-thread collection does "
+        "not see: a count would be the Python dispatch alone, the same at every n"
+    )
+    description = "JAX, jax.jit of value_and_grad, float64 (XLA on the CPU; first call compiles)"
+    memory_method = "rss"  # XLA's allocator is invisible to tracemalloc
+    platform = "cpu"
+    jit = True
+
+    def unavailable(self) -> str | None:
+        return module_missing("jax")
+
+    def set_threads(self, threads: int) -> None:
+        set_xla_threads(threads)
+
+    def _prepare(self, problem: Problem, data: Data) -> Prepared:
+        ops = jax_ops()
+        import jax
+
+        device = jax.devices(self.platform)[0]
+        n = problem.n_of(data)
+        arrays, constants = split_data(data)
+        arrays = jax.device_put(arrays, device)
+
+        def loglik(theta: Any, arrays: dict[str, Any]) -> Any:
+            return problem.loglik(ops, problem.split(theta, n), {**constants, **arrays})
+
+        value_and_grad = jax.value_and_grad(loglik)
+        value_only = loglik
+        if self.jit:
+            value_and_grad, value_only = jax.jit(value_and_grad), jax.jit(value_only)
+
+        def vg(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            value, grad = jax.block_until_ready(value_and_grad(theta, arrays))
+            return float(value), np.asarray(grad, dtype=np.float64)
+
+        def val(theta: np.ndarray) -> float:
+            return float(jax.block_until_ready(value_only(theta, arrays)))
+
+        def hess(theta: np.ndarray) -> np.ndarray:
+            """Forward-over-reverse: ``jax.hessian`` is ``jacfwd(jacrev(f))``."""
+            return np.asarray(jax.hessian(loglik)(theta, arrays), dtype=np.float64)
+
+        return Prepared(problem, n, vg, val, {"device": str(device), "jit": self.jit}, hess)
+
+
+class JaxEagerEngine(JaxEngine):
+    name = "jax-eager"
+    description = "JAX without jit: op-by-op dispatch, the reverse pass rebuilt per call (graph-per-call)"
+    jit = False
+
+
+class JaxCudaEngine(JaxEngine):
+    name = "jax-cuda"
+    description = "JAX, jax.jit of value_and_grad, float64, on the first CUDA device"
+    platform = "cuda"
+
+    def unavailable(self) -> str | None:
+        """A CUDA device is probed only where a JAX CUDA plugin is installed, and never crashes."""
+        missing = module_missing("jax")
+        if missing is not None:
+            return missing
+        if not any(importlib.util.find_spec(m) is not None for m in CUDA_PLUGINS):
+            return "no CUDA device: JAX has no CUDA plugin installed (pip install 'jax[cuda13]')"
+        import jax
+
+        try:
+            jax.devices("cuda")
+        except RuntimeError as err:
+            return f"no CUDA device: {err}"
+        return None

@@ -1,0 +1,157 @@
+"""PyTorch: the problem's ``loglik`` run on float64 tensors, differentiated by ``torch.autograd.grad``.
+
+Three engines share one adapter:
+
+- ``torch``: eager autograd. Each call makes a fresh leaf ``theta`` (``requires_grad=True``), runs the
+  forward, which records the graph in C++, and pulls the gradient back with ``torch.autograd.grad``:
+  PyTorch's graph-per-call, Tier 0 in C++.
+- ``torch-compile``: ``torch.compile`` of the log-likelihood with dynamic shapes. AOTAutograd
+  splits forward and backward and inductor compiles both to C++ (the system C compiler); the first call
+  compiles. One compiled function per problem is kept for the process, so another ``n`` of the same
+  problem reuses it: sizes are symbolic (``dynamic=True``) rather than baked in.
+- ``torch-cuda``: ``torch`` on the first CUDA device, synchronised inside the call.
+
+Tensors are built as float64 explicitly (the global default dtype is left alone). Data arrays become
+tensors once in ``prepare`` (index arrays stay int64); theta becomes a tensor inside each call and the
+gradient comes back as NumPy float64. Threads: ``engines.core.threads.set_torch_threads``.
+PyTorch is imported on first use, so that listing engines does not pay for it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from engines.core.contract import Engine, Prepared, module_missing
+from engines.core.ops import Ops, split_data
+from engines.core.threads import set_torch_threads
+from problems.base import Data, Problem
+
+
+@functools.cache
+def torch_ops() -> Ops:
+    """The primitive table as ``torch`` functions; ``torch.maximum`` and ``torch.logsumexp`` wrapped
+    (the one takes tensors only, the other needs its dimension). PyTorch's max, maximum and abs split
+    ties as the table does (``engines.core.primitives``)."""
+    import torch
+
+    def maximum(x: Any, y: Any) -> Any:
+        like = x if isinstance(x, torch.Tensor) else y
+        as_tensor = functools.partial(torch.as_tensor, dtype=like.dtype, device=like.device)
+        return torch.maximum(as_tensor(x), as_tensor(y))
+
+    def logsumexp(x: Any) -> Any:
+        return torch.logsumexp(x.reshape(-1), 0)
+
+    extra = {"maximum": maximum, "logsumexp": logsumexp, "log_sigmoid": torch.nn.functional.logsigmoid}
+    return Ops.like_numpy("torch", torch, extra)
+
+
+def loglik_function(problem: Problem) -> Callable[..., Any]:
+    """``loglik(theta, arrays, constants)`` for ``problem``, with a code object of its own.
+
+    torch.compile keeps its compiled variants, and its recompile limit, per code object; a fresh code
+    object per problem (named ``loglik_<problem>``) keeps the problems from sharing, and exhausting,
+    one limit, after which PyTorch would fall back to eager code without saying so.
+    """
+    ops = torch_ops()
+
+    def loglik(theta: Any, arrays: dict[str, Any], constants: dict[str, Any]) -> Any:
+        return problem.loglik(ops, problem.split(theta, constants["n"]), {**constants, **arrays})
+
+    name = "loglik_" + "".join(c if c.isalnum() else "_" for c in problem.name)
+    code = loglik.__code__.replace(co_name=name, co_qualname=name)
+    return type(loglik)(code, loglik.__globals__, name, loglik.__defaults__, loglik.__closure__)
+
+
+_COMPILED: dict[Problem, Callable[..., Any]] = {}
+
+
+def compiled_loglik(problem: Problem) -> Callable[..., Any]:
+    """The process's one ``torch.compile`` of ``problem``'s log-likelihood, made on first request."""
+    if problem not in _COMPILED:
+        import torch
+
+        _COMPILED[problem] = torch.compile(loglik_function(problem), dynamic=True)
+    return _COMPILED[problem]
+
+
+class TorchEngine(Engine):
+    name = "torch"
+    libraries = ("torch",)
+    tier = "framework"
+    description = "PyTorch eager autograd, float64, a fresh graph per call (graph-per-call in C++)"
+    memory_method = "rss"  # PyTorch's CPU allocator is invisible to tracemalloc
+    device = "cpu"
+    compiled = False
+
+    def unavailable(self) -> str | None:
+        return module_missing("torch")
+
+    def set_threads(self, threads: int) -> None:
+        set_torch_threads(threads)
+
+    def synchronize(self) -> None:
+        """Wait for the device to finish; nothing to wait for on the CPU."""
+
+    def _prepare(self, problem: Problem, data: Data) -> Prepared:
+        import torch
+
+        device = torch.device(self.device)
+        arrays, constants = split_data(data)
+        arrays = {k: torch.as_tensor(v, device=device) for k, v in arrays.items()}
+        loglik = compiled_loglik(problem) if self.compiled else loglik_function(problem)
+
+        def vg(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            leaf = torch.tensor(theta, dtype=torch.float64, device=device, requires_grad=True)
+            value = loglik(leaf, arrays, constants)
+            (grad,) = torch.autograd.grad(value, leaf)
+            self.synchronize()
+            return value.item(), grad.cpu().numpy()
+
+        def val(theta: np.ndarray) -> float:
+            with torch.no_grad():
+                value = loglik(torch.tensor(theta, dtype=torch.float64, device=device), arrays, constants)
+            self.synchronize()
+            return value.item()
+
+        def hess(theta: np.ndarray) -> np.ndarray:
+            """Reverse-over-reverse through the eager graph (``torch.autograd.functional.hessian``)."""
+            leaf = torch.tensor(theta, dtype=torch.float64, device=device)
+            plain = loglik_function(problem)
+            return (
+                torch.autograd.functional.hessian(lambda t: plain(t, arrays, constants), leaf).cpu().numpy()
+            )
+
+        return Prepared(problem, problem.n_of(data), vg, val, {"device": str(device)}, hess)
+
+
+class TorchCompileEngine(TorchEngine):
+    name = "torch-compile"
+    description = "torch.compile (inductor, C++ on the CPU) of the log-likelihood and its backward"
+    compiled = True
+
+
+class TorchCudaEngine(TorchEngine):
+    name = "torch-cuda"
+    description = "PyTorch eager autograd, float64, on the first CUDA device (synchronised per call)"
+    device = "cuda"
+
+    def unavailable(self) -> str | None:
+        missing = module_missing("torch")
+        if missing is not None:
+            return missing
+        import torch
+
+        if not torch.cuda.is_available():
+            build = f"torch {torch.__version__}, CUDA {torch.version.cuda or 'none (a CPU-only build)'}"
+            return f"no CUDA device: torch.cuda.is_available() is False ({build})"
+        return None
+
+    def synchronize(self) -> None:
+        import torch
+
+        torch.cuda.synchronize()

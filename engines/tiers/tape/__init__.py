@@ -1,0 +1,1 @@
+"""The tape and its interpreters: one format (``program``), replayed, differentiated twice, compiled."""

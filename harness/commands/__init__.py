@@ -1,0 +1,1 @@
+"""The ``adtiers`` subcommands, one module each, registered in ``harness.cli.COMMANDS``."""

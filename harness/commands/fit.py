@@ -1,0 +1,44 @@
+"""``adtiers fit PROBLEM --engine E --n N``: maximum likelihood, then standard errors (see harness.measure.fit).
+
+One problem and one engine per call, by name: the command prints one fit's table, so a list (``fit
+normal,exponential``) or an empty name is refused with exit 2 rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.measure.fit import fit
+from harness.selection import UsageError, check_count, select_engines, select_problems
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fit", help="maximum likelihood with an engine's gradient; standard errors from the Hessian"
+    )
+    p.add_argument("problem", help="one problem name")
+    p.add_argument("--engine", default="tape", help="one engine name (default: tape)")
+    p.add_argument("--n", type=int, default=1000, help="number of observations (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
+    p.set_defaults(func=run)
+
+
+def _one(text: str, what: str, example: str) -> str:
+    """``text`` as exactly one name, or a UsageError saying that fit takes one."""
+    name = text.strip()
+    if not name or "," in name:
+        raise UsageError(f"{what} {text!r}: fit takes exactly one {what} name, e.g. {example}")
+    return name
+
+
+def run(args: argparse.Namespace) -> int:
+    (problem,) = select_problems(_one(args.problem, "problem", "normal"))
+    (engine,) = select_engines(_one(args.engine, "engine", "tape"))
+    check_count(args.n, "--n")
+    reason = engine.unavailable()
+    if reason is not None:
+        raise UsageError(f"engine {engine.name!r} is unavailable here: {reason}")
+    result = fit(engine, problem, args.n, seed=args.seed)
+    print(f"{problem.name}, n = {args.n}, engine {engine.name}")
+    print(result.table())
+    return 0 if result.converged else 1

@@ -1,0 +1,1 @@
+"""Measuring: worker processes, the cell (prepare, check, time), counts, memory, machine and provenance."""

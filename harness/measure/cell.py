@@ -1,0 +1,176 @@
+"""Measuring one (problem, engine, n) cell: prepared, checked, then timed. Runs inside a worker.
+
+The steps, in order, each feeding the cell's fields (``harness.results.CELL_FIELDS``):
+
+1. ``prepare`` on seeded data (``prepare_s``), then the first value-and-gradient call
+   (``first_call_s = prepare_s + first call``): what a user waits for before the first gradient.
+2. One steady call (``call_s``), compared with the budget: over it, the cell is ``over_budget``
+   and stops here (neither checked nor timed; its larger sizes will be skipped).
+3. The correctness gate on the same prepared object, every check point
+   (``harness.measure.correctness.check_cell``): a disagreement makes the cell ``failed``, an exception
+   ``error``; neither is ever timed.
+4. Steady-state timing of value-and-gradient and of the value alone (``harness.measure.timing``; one
+   untimed value call first tells it whether the value is slow), and the
+   gradient's cost over the function, ``grad_ratio = vg_median_s / value_median_s``.
+5. The peak extra memory of one value-and-gradient call (``harness.measure.memory``), and the graph or
+   tape size the engine exposes in ``Prepared.info``.
+
+An ``Unsupported`` raised by the engine makes the cell ``unsupported`` with its reason (not a
+failure); any other exception becomes an ``error`` cell naming the step; one failing engine costs one cell.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from engines.core.contract import Engine, Unsupported
+from harness.measure.correctness import check_cell
+from harness.measure.memory import peak_memory
+from harness.measure.timing import TimingSettings, time_call
+from problems.base import Problem
+
+SIZE_KINDS = ("graph_nodes", "tape_equations")
+
+
+@dataclass(frozen=True)
+class CellSettings:
+    """What a worker needs to measure a cell: the budget, the timing, the data seed."""
+
+    budget_s: float = 2.0
+    timing: TimingSettings = field(default_factory=TimingSettings)
+    seed: int = 0
+    counter: str | None = None
+    """``"instructions"``: count the steady-state calls under callgrind instead of timing them."""
+    counted_calls: int = 5
+
+
+DEVICE_SPLIT = ("transfer_s", "kernel_s")
+"""``Prepared.info`` keys in which a device engine reports its last call's transfers and kernels."""
+
+
+def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSettings) -> dict[str, Any]:
+    """The measured fields of one cell, with ``status`` and ``reason`` (see ``results.STATUSES``)."""
+    cell: dict[str, Any] = {"status": "error", "reason": None}
+    step = "making data"
+    try:
+        data = problem.make_data(n, settings.seed)
+        theta = problem.true_theta(n)
+
+        step = "prepare"
+        start = time.perf_counter()
+        prepared = engine.prepare(problem, data)
+        cell["prepare_s"] = time.perf_counter() - start
+
+        step = "first call"
+        start = time.perf_counter()
+        prepared.value_and_grad(theta)
+        cell["first_call_s"] = cell["prepare_s"] + time.perf_counter() - start
+
+        step = "budget call"
+        start = time.perf_counter()
+        prepared.value_and_grad(theta)
+        call_s = cell["call_s"] = time.perf_counter() - start
+        if call_s > settings.budget_s:
+            cell["status"] = "over_budget"
+            cell["reason"] = f"one call took {call_s:.3g} s > budget {settings.budget_s:g} s"
+            return cell
+
+        step = "check"
+        if engine.floor:  # the harness floor computes nothing: there is nothing to check
+            check = None
+        else:
+            check = check_cell(engine, problem, n, seed=settings.seed, prepared=prepared, data=data)
+        if check is not None:
+            cell.update(
+                check_rho=check.worst_rho,
+                check_tolerance=check.tolerance,
+                check_point=check.worst_point or None,
+                check_element=check.worst_element or None,
+            )
+            if check.unsupported is not None:
+                cell["status"] = "unsupported"
+                cell["reason"] = check.unsupported
+                return cell
+            if check.error is not None:
+                cell["reason"] = f"check: {check.error}"
+                cell["traceback"] = check.traceback
+                return cell
+            if not check.passed:
+                cell["status"] = "failed"
+                cell["reason"] = check.describe()
+                return cell
+
+        if settings.counter is not None:
+            step = f"counting {settings.counter}"
+            _count(cell, prepared, theta, settings)
+        else:
+            step = "timing value and gradient"
+            timing = settings.timing
+            vg = time_call("vg", prepared.value_and_grad, theta, settings=timing, expected_s=call_s)
+            step = "timing value"
+            start = time.perf_counter()
+            prepared.value(theta)
+            value_s = time.perf_counter() - start
+            value = time_call("value", prepared.value, theta, settings=timing, expected_s=value_s)
+            for prefix, stats in (("vg", vg), ("value", value)):
+                for key, v in stats.items():
+                    cell[
+                        f"{prefix}_{key}_s" if key not in ("rounds", "iterations") else f"{prefix}_{key}"
+                    ] = v
+            cell["grad_ratio"] = vg["median"] / value["median"] if value["median"] > 0 else None
+
+        step = "memory"
+        if settings.counter is not None:  # tracemalloc would be counted too; memory comes from a timing run
+            cell["status"] = "ok"
+            return cell
+        cell["mem_peak_bytes"], cell["mem_method"] = peak_memory(
+            engine.memory_method, prepared.value_and_grad, theta
+        )
+        for kind in SIZE_KINDS:
+            if kind in prepared.info:
+                cell["graph_size"], cell["graph_size_kind"] = int(prepared.info[kind]), kind
+                break
+        cell["info"] = info_scalars(prepared.info)
+        for key in DEVICE_SPLIT:  # a device engine's last call, transfers apart from kernels
+            if prepared.info.get(key) is not None:
+                cell[key] = float(prepared.info[key])
+        cell["status"] = "ok"
+        return cell
+    except Unsupported as err:  # the engine declares it cannot do this problem: not a failure
+        cell["status"] = "unsupported"
+        cell["reason"] = str(err)
+        return cell
+    except Exception as err:  # noqa: BLE001 -- one failing engine costs one cell, not the run
+        cell["status"] = "error"
+        cell["reason"] = f"{step}: {type(err).__name__}: {err}"
+        cell["traceback"] = traceback.format_exc()
+        return cell
+
+
+def info_scalars(info: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON scalars of ``Prepared.info``, every key kept, in-house or an outside engine's own.
+
+    Objects (a program, a source text's path is kept but not a tape) cannot go into a results file;
+    long strings are cut to 200 characters so a generated source does not swell every cell.
+    """
+    kept = {}
+    for key, value in info.items():
+        if isinstance(value, bool | int | float) or value is None:
+            kept[str(key)] = value if not isinstance(value, float) or math.isfinite(value) else None
+        elif isinstance(value, str):
+            kept[str(key)] = value if len(value) <= 200 else value[:200] + "..."
+    return kept or None
+
+
+def _count(cell: dict[str, Any], prepared: Any, theta: Any, settings: CellSettings) -> None:
+    """Instructions per steady-state call of value-and-gradient and of the value, by callgrind."""
+    from harness.measure.counters import count_instructions
+
+    calls = settings.counted_calls
+    cell["vg_instructions"] = count_instructions(lambda: prepared.value_and_grad(theta), calls=calls)
+    cell["value_instructions"] = count_instructions(lambda: prepared.value(theta), calls=calls)
+    cell["grad_ratio"] = cell["vg_instructions"] / cell["value_instructions"]

@@ -1,0 +1,1 @@
+"""Statistics over measurements: replicate processes, sample summaries, comparing two runs."""

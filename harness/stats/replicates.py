@@ -1,0 +1,154 @@
+"""A cell measured in several worker processes: how the processes' rounds become one number.
+
+Rounds within one process share everything that is fixed when a process starts (where the arrays
+and the JIT-compiled code landed in memory, which core and which neighbour load it got, the minute
+of the run it ran in), so their spread says nothing about what a rerun would see. On these machines
+the medians of two processes timing the same call differ by up to 1.7x while the rounds within each
+agree to a few percent. So a cell is measured in ``P`` independent processes, spread over the run,
+and its statistics are those of a two-level sample:
+
+- location: the median of the ``P`` process medians (a process is the unit that is replicated);
+- interval: the hierarchical percentile bootstrap: draw ``P`` processes with replacement, within
+  each draw its rounds with replacement, take each drawn process's median and the median of those;
+  the 2.5% and 97.5% quantiles of ``B`` such medians (seeded, so a file always gives the same);
+- spread: (largest - smallest process median) / median, the figure the report flags above 10%;
+- quartiles, minimum, mean and standard deviation of all rounds pooled, for the scaling plot's
+  bands and as pytest-benchmark would print them.
+
+With one process the interval is the ordinary bootstrap over its rounds, and the spread is unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.stats.samples import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE, summarise
+
+SPREAD_FLAG = 0.10
+"""Process medians that differ by more than this fraction of the median: the cell is flagged."""
+
+
+def hierarchical_interval(
+    groups: Sequence[Sequence[float]],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Bootstrap interval of the median of process medians: processes, then rounds within each."""
+    arrays = [np.asarray(g, dtype=np.float64) for g in groups if len(g)]
+    if not arrays:
+        raise ValueError("bootstrap of an empty sample")
+    rng = np.random.default_rng(seed)
+    p = len(arrays)
+    # medians[j, k]: process j's median in its k-th round resample; one column per (draw, slot).
+    medians = np.empty((p, resamples * p))
+    for j, x in enumerate(arrays):
+        idx = rng.integers(0, x.size, size=(resamples * p, x.size))
+        medians[j] = np.median(x[idx], axis=1)
+    chosen = rng.integers(0, p, size=(resamples, p))
+    columns = np.arange(resamples * p).reshape(resamples, p)
+    boot = np.median(medians[chosen, columns], axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(boot, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def spread(medians: Sequence[float]) -> float | None:
+    """(max - min) / median of the process medians; None with fewer than two processes."""
+    m = np.asarray([v for v in medians if v is not None], dtype=np.float64)
+    if m.size < 2 or not np.median(m) > 0:
+        return None
+    return float((m.max() - m.min()) / np.median(m))
+
+
+def summarise_processes(groups: Sequence[Sequence[float]], iterations: Sequence[int]) -> dict[str, Any]:
+    """The cell's statistics for one timed callable from each process's per-call samples.
+
+    Keys as ``harness.stats.samples.summarise`` (median, q1, q3, iqr, min, mean, stddev, ci_low, ci_high,
+    rounds, iterations, samples), with median and interval over processes, plus
+    ``process_medians``, ``process_rounds`` (to split ``samples`` back into processes) and ``spread``.
+    """
+    groups = [list(map(float, g)) for g in groups if len(g)]
+    pooled = summarise([s for g in groups for s in g], min(iterations) if iterations else 1)
+    medians = [float(np.median(g)) for g in groups]
+    pooled["process_medians"] = medians
+    pooled["process_rounds"] = [len(g) for g in groups]
+    pooled["spread"] = spread(medians)
+    if len(groups) > 1:
+        pooled["median"] = float(np.median(medians))
+        pooled["ci_low"], pooled["ci_high"] = hierarchical_interval(groups)
+    return pooled
+
+
+def process_groups(samples: Sequence[float] | None, rounds: Sequence[int] | None) -> list[list[float]]:
+    """Split a cell's pooled ``samples`` back into its processes by ``process_rounds``."""
+    if not samples:
+        return []
+    if not rounds or sum(rounds) != len(samples):
+        return [list(samples)]
+    out, start = [], 0
+    for r in rounds:
+        out.append(list(samples[start : start + r]))
+        start += r
+    return out
+
+
+TIMED = ("vg", "value")
+
+
+def add_process(cell: dict[str, Any], raw: dict[str, Any], fields: dict[str, Any], k: int) -> None:
+    """Merge process ``k``'s measured ``fields`` into ``cell``; ``raw`` keeps the per-process samples.
+
+    The first process sets everything (its prepare and first call are the cold ones a user meets).
+    A later process that is ok adds its samples and re-summarises; one that fails or errs makes the
+    cell fail or err, naming the process; one over budget (noise near the budget) is only noted.
+    """
+    status, reason = fields.get("status"), fields.get("reason")
+    if k == 0:
+        cell.update(fields)
+        cell["first_calls_s"] = [fields.get("first_call_s")]
+        cell["processes"] = 1 if status == "ok" else 0
+    elif status == "over_budget":
+        cell["process_notes"] = [*(cell.get("process_notes") or []), f"process {k + 1}: {reason}"]
+        return
+    elif status != "ok":
+        cell.update(status=status, reason=f"process {k + 1}: {reason}", traceback=fields.get("traceback"))
+        return
+    else:
+        cell["processes"] += 1
+        cell["first_calls_s"].append(fields.get("first_call_s"))
+        cell["cell_s"] = (cell.get("cell_s") or 0.0) + fields.get("cell_s", 0.0)
+        rhos = [r for r in (cell.get("check_rho"), fields.get("check_rho")) if r is not None]
+        cell["check_rho"] = max(rhos) if rhos else None
+        if (fields.get("mem_peak_bytes") or 0) > (cell.get("mem_peak_bytes") or 0):
+            cell["mem_peak_bytes"] = fields["mem_peak_bytes"]
+    if status != "ok":
+        return
+    for prefix in TIMED:
+        if fields.get(f"{prefix}_instructions") is not None:
+            counts = raw.setdefault(f"{prefix}_counts", [])
+            counts.append(float(fields[f"{prefix}_instructions"]))
+            cell[f"{prefix}_process_instructions"] = list(counts)
+            cell[f"{prefix}_instructions"] = float(np.median(counts))
+            cell[f"{prefix}_spread"] = spread(counts)
+            continue
+        groups = raw.setdefault(f"{prefix}_groups", [])
+        iterations = raw.setdefault(f"{prefix}_iterations", [])
+        groups.append(fields[f"{prefix}_samples_s"])
+        iterations.append(fields[f"{prefix}_iterations"])
+        stats = summarise_processes(groups, iterations)
+        for key, v in stats.items():
+            name = (
+                f"{prefix}_{key}"
+                if key in ("rounds", "iterations", "spread", "process_rounds")
+                else f"{prefix}_{key}_s"
+            )
+            cell[name] = v
+    vg, value = (
+        cell.get("vg_median_s") or cell.get("vg_instructions"),
+        cell.get("value_median_s") or cell.get("value_instructions"),
+    )
+    cell["grad_ratio"] = vg / value if vg and value else None
