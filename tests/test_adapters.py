@@ -13,13 +13,13 @@ import os
 import numpy as np
 import pytest
 
-from engines.frameworks.autograd_engine import AutogradEngine
-from engines.core.contract import Unsupported
-from engines.frameworks.jax_engine import JaxCudaEngine, JaxEagerEngine, JaxEngine
 from engines.baselines.manual_numba import KERNELS, ManualNumbaEngine
+from engines.core.contract import Unsupported
 from engines.core.primitives import PRIMITIVES
 from engines.core.registry import get_engine
 from engines.core.threads import XLA_SINGLE_THREAD, set_numba_threads, set_xla_threads
+from engines.frameworks.autograd_engine import AutogradEngine
+from engines.frameworks.jax_engine import JaxCudaEngine, JaxEagerEngine, JaxEngine
 from engines.frameworks.torch_engine import TorchCompileEngine, TorchCudaEngine, TorchEngine, compiled_loglik
 from harness.measure.correctness import check_cell
 from problems import PROBLEMS

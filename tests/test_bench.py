@@ -20,8 +20,8 @@ from bench_fakes import (
 )
 
 from engines.core.registry import get_engine
-from harness.commands import bench
 from harness.cli import main
+from harness.commands import bench
 from harness.results import CELL_FIELDS, SCHEMA, load, to_frame
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,10 +7,10 @@ import pytest
 
 from harness.measure.machine import machine_id
 from harness.measure.memory import peak_memory
-from harness.stats.samples import bootstrap_median_interval, summarise
-from harness.summary import format_seconds, tables
 from harness.measure.threads import thread_environment
 from harness.measure.timing import TimingSettings, time_call
+from harness.stats.samples import bootstrap_median_interval, summarise
+from harness.summary import format_seconds, tables
 
 
 def test_quartiles_follow_pytest_benchmark_methods():

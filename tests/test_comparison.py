@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from results_factory import make_results
 
-from harness.stats.comparison import compare_frames, compare_samples, default_baseline
 from harness.results import write_atomic
+from harness.stats.comparison import compare_frames, compare_samples, default_baseline
 
 
 def _samples(median, seed, size=15, spread=0.03):

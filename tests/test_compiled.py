@@ -16,11 +16,11 @@ from problem_fakes import SOFTPLUS, Centred, LogLinear, LogLinearLse, SoftplusLo
 
 from engines.core import primitive as primitive_plugins
 from engines.core.contract import Unsupported
-from engines.tiers.tape.codegen import plan
-from engines.tiers.tape.stmts import MissingTemplate, templates_of
-from engines.tiers.tape.compiled import CompiledEngine, compile_source, render
 from engines.core.primitives import PRIMITIVES, Primitive
+from engines.tiers.tape.codegen import plan
+from engines.tiers.tape.compiled import CompiledEngine, compile_source, render
 from engines.tiers.tape.program import Eqn, Program, Var, trace
+from engines.tiers.tape.stmts import MissingTemplate, templates_of
 from engines.tiers.tape.tape_engine import TapeEngine
 from harness.cli import main
 from harness.measure.correctness import check_cell

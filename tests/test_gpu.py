@@ -25,12 +25,12 @@ from problem_fakes import SOFTPLUS, Centred, Kinks, LogLinear, LogLinearLse, Sof
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install 'adtiers[gpu]')")
 
 from engines.core import primitive as primitive_plugins  # noqa: E402
-from engines.tiers.tape import gpu  # noqa: E402
 from engines.core.contract import Unsupported  # noqa: E402
+from engines.core.primitives import Primitive  # noqa: E402
+from engines.tiers.tape import gpu  # noqa: E402
 from engines.tiers.tape.codegen import plan  # noqa: E402
 from engines.tiers.tape.compiled import render as render_cpu  # noqa: E402
 from engines.tiers.tape.gpu import GpuEngine, GpuFloat32Engine  # noqa: E402
-from engines.core.primitives import Primitive  # noqa: E402
 from engines.tiers.tape.program import trace  # noqa: E402
 from engines.tiers.tape.tape_engine import TapeEngine  # noqa: E402
 from harness.cli import main  # noqa: E402

@@ -5,11 +5,11 @@ import pytest
 from problem_fakes import Kinks, LogLinear, LogLinearLse
 
 from engines.core.contract import Unsupported
+from engines.core.primitives import Primitive
 from engines.tiers.graph import GraphEngine, Node, backward, topological_order
 from engines.tiers.graph import ops as graph_ops
 from engines.tiers.graph_scalar import GraphScalarEngine, Value, Vector, apply
 from engines.tiers.graph_scalar import ops as scalar_ops
-from engines.core.primitives import Primitive
 from harness.measure.fit import difference_hessian
 from problems import PROBLEMS
 

@@ -15,10 +15,10 @@ from problem_fakes import SOFTPLUS, Kinks, LogLinear, LogLinearLse, SoftplusLogi
 
 from engines.core import primitive as primitive_plugins
 from engines.core.contract import Unsupported
-from engines.tiers.graph import ops as graph_ops
 from engines.core.ops import Ops, numpy_ops
 from engines.core.primitives import ALL_PRIMITIVES, PRIMITIVES, Primitive, unbroadcast, vjp
 from engines.core.registry import get_engine
+from engines.tiers.graph import ops as graph_ops
 from harness.measure.correctness import check_cell
 from problems.base import Block, Problem
 

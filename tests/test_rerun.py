@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from bench_fakes import NoisyEngine
 
-from harness.commands import bench
 from harness.cli import main
+from harness.commands import bench
+from harness.results import load
 from harness.stats.comparison import ALPHA, compare_counts, compare_processes
 from harness.stats.replicates import add_process, hierarchical_interval, process_groups, spread
-from harness.results import load
 
 
 def test_hierarchical_interval_is_wider_than_the_rounds_alone_say():

@@ -13,6 +13,9 @@ import pytest
 from problem_fakes import Kinks, LogLinear, LogLinearLse
 
 from engines.core.primitives import ALL_PRIMITIVES, PRIMITIVES, Primitive, _div_vjp_x, _square_vjp, _sub_vjp_y
+from engines.tiers.tape.analysis import MIN_BUFFERED as _MIN_BUFFERED
+from engines.tiers.tape.analysis import rule_reads as _rule_reads
+from engines.tiers.tape.hessian import gradient_program
 from engines.tiers.tape.program import (
     ControlFlowError,
     Eqn,
@@ -23,11 +26,8 @@ from engines.tiers.tape.program import (
     check_program,
     trace,
 )
-from engines.tiers.tape.analysis import MIN_BUFFERED as _MIN_BUFFERED
-from engines.tiers.tape.analysis import rule_reads as _rule_reads
 from engines.tiers.tape.replay import Replay
 from engines.tiers.tape.tape_engine import TapeEngine
-from engines.tiers.tape.hessian import gradient_program
 from harness.measure.correctness import check_cell
 from harness.measure.fit import difference_hessian
 from problems import PROBLEMS
