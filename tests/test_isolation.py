@@ -220,3 +220,49 @@ def test_a_worker_blocked_in_native_code_dies_with_its_killed_parent():
 def test_check_timeout_must_be_positive(capsys):
     assert main(["check", "--engines", "manual", "--timeout", "0"]) == 2
     assert "--timeout 0: the watchdog must be a positive number of seconds" in capsys.readouterr().err
+
+
+# ---- the one-engine commands and `probe` run their engine in a worker too -------------------------
+
+
+def test_fit_with_a_segfaulting_engine_is_one_line_and_exit_1(monkeypatch, capsys):
+    import harness.commands.fit as fit_command
+
+    monkeypatch.setattr(fit_command, "select_engines", lambda names: [Misbehaving("segfault", at=None)])
+    assert main(["fit", "normal", "--engine", "segfault", "--n", "50"]) == 1
+    err = capsys.readouterr().err
+    assert "adtiers fit: engine 'segfault'" in err and "SIGSEGV" in err and "Traceback" not in err
+
+
+def test_fit_runs_in_a_worker_and_prints_the_table(capsys):
+    assert main(["fit", "normal", "--engine", "tape", "--n", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "normal, n = 200, engine tape" in out and "converged" in out
+
+
+def test_fit_and_show_refuse_an_engine_whose_availability_probe_raises(monkeypatch, capsys):
+    import harness.commands.fit as fit_command
+    import harness.commands.show as show_command
+
+    monkeypatch.setattr(fit_command, "select_engines", lambda names: [RaisingProbeEngine()])
+    assert main(["fit", "normal", "--engine", "probe-raises"]) == 1
+    assert "unavailable() raised RuntimeError: probe exploded" in capsys.readouterr().err
+    monkeypatch.setattr(show_command, "select_engines", lambda names: [Misbehaving("exit-three", at=None)])
+    assert main(["show", "--engine", "exit-three", "--problem", "normal"]) == 1
+    assert "worker died with exit code 3" in capsys.readouterr().err
+
+
+def test_probe_matrix_survives_a_segfaulting_engine(monkeypatch, capsys):
+    import harness.commands.probe as probe_command
+
+    crashing = Misbehaving("segfault", at=None)
+    monkeypatch.setattr(probe_command, "select_engines", lambda names: [crashing, get_engine("graph")])
+    assert (
+        main(["probe", "--engines", "segfault,graph", "--probes", "branch,while-loop", "--timeout", "30"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "branch / segfault: error: " in out and "SIGSEGV" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("branch ", "while-loop "))]
+    graph_column = [row[-1] for row in rows if "/" not in row]
+    assert graph_column == ["ok", "ok"], out

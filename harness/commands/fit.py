@@ -7,8 +7,9 @@ normal,exponential``) or an empty name is refused with exit 2 rather than guesse
 from __future__ import annotations
 
 import argparse
+import sys
 
-from harness.measure.fit import fit
+from harness.commands.isolated import EngineFailure, ask_one
 from harness.selection import UsageError, check_count, select_engines, select_problems
 
 
@@ -35,10 +36,11 @@ def run(args: argparse.Namespace) -> int:
     (problem,) = select_problems(_one(args.problem, "problem", "normal"))
     (engine,) = select_engines(_one(args.engine, "engine", "tape"))
     check_count(args.n, "--n")
-    reason = engine.unavailable()
-    if reason is not None:
-        raise UsageError(f"engine {engine.name!r} is unavailable here: {reason}")
-    result = fit(engine, problem, args.n, seed=args.seed)
+    try:  # in the engine's own worker process: an engine that crashes costs the fit, not a traceback
+        result = ask_one(engine, ("fit_result", problem, args.n), f"fit {problem.name}", seed=args.seed)
+    except EngineFailure as err:
+        print(f"adtiers fit: {err}", file=sys.stderr)
+        return 1
     print(f"{problem.name}, n = {args.n}, engine {engine.name}")
     print(result.table())
     return 0 if result.converged else 1

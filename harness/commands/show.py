@@ -12,7 +12,9 @@ engine's kernels on a machine with no CUDA device).
 from __future__ import annotations
 
 import argparse
+import sys
 
+from harness.commands.isolated import EngineFailure, ask_one
 from harness.selection import UsageError, parse_sizes, select_engines, select_problems
 
 SHOWN = ("source", "program")
@@ -42,14 +44,14 @@ def run(args: argparse.Namespace) -> int:
     if generated_source is not None:  # code generation only: no device, no compiler needed
         print(generated_source(problem, problem.make_data(n, 0)).rstrip("\n"))
         return 0
-    reason = engine.unavailable()
-    if reason is not None:
-        raise UsageError(f"engine {engine.name!r} is unavailable here: {reason}")
-    prepared = engine.prepare(problem, problem.make_data(n, 0))
-    for key in SHOWN:
-        if key in prepared.info:
-            print(str(prepared.info[key]).rstrip("\n"))
-            return 0
+    try:  # prepared in the engine's own worker process, as every command runs an engine
+        text = ask_one(engine, ("show", problem, n, SHOWN), f"prepare {problem.name} n={n}")
+    except EngineFailure as err:
+        print(f"adtiers show: {err}", file=sys.stderr)
+        return 1
+    if text is not None:
+        print(text.rstrip("\n"))
+        return 0
     raise UsageError(
         f"engine {engine.name!r} exposes no text to show (it sets none of info[{', '.join(map(repr, SHOWN))}]); "
         "engines that do: tape, compiled, gpu"

@@ -80,6 +80,25 @@ def _fit(engine: Engine, problem: Problem, n: int, settings: CellSettings) -> di
     return fit_record(engine, problem, n, seed=settings.seed)
 
 
+def _fit_result(engine: Engine, problem: Problem, n: int, settings: CellSettings) -> Any:
+    """``adtiers fit``'s whole ``FitResult`` (standard errors included), or an error record."""
+    from harness.measure.fit import fit
+
+    try:
+        return fit(engine, problem, n, seed=settings.seed)
+    except Exception as err:  # noqa: BLE001 -- reported to the parent, which says it
+        return {"status": "error", "reason": f"{type(err).__name__}: {err}"}
+
+
+def _show(engine: Engine, problem: Problem, n: int, keys: tuple[str, ...], settings: CellSettings) -> Any:
+    """The first of ``keys`` that the prepared engine puts in its ``info``, as text, else None."""
+    try:
+        info = engine.prepare(problem, problem.make_data(n, settings.seed)).info
+    except Exception as err:  # noqa: BLE001 -- reported to the parent, which says it
+        return {"status": "error", "reason": f"{type(err).__name__}: {err}"}
+    return next((str(info[k]) for k in keys if k in info), None)
+
+
 def _probe(engine: Engine, name: str, settings: CellSettings) -> dict[str, Any]:
     from harness.measure.probes import PROBES, run_probe
 
@@ -103,9 +122,18 @@ def availability(engine: Engine, settings: CellSettings | None = None) -> tuple[
     return ("ok", None) if reason is None else ("unavailable", str(reason))
 
 
-TASKS = {"cell": measure_cell, "fit": _fit, "probe": _probe, "check": _check, "availability": availability}
-"""What a worker can be asked to do: measure a cell, fit a problem, run a flexibility probe, check
-a cell against the reference (``adtiers check``; the ``CheckResult``), probe availability."""
+TASKS = {
+    "cell": measure_cell,
+    "fit": _fit,
+    "fit_result": _fit_result,
+    "show": _show,
+    "probe": _probe,
+    "check": _check,
+    "availability": availability,
+}
+"""What a worker can be asked to do: measure a cell, fit a problem (the benchmark's record, or
+``adtiers fit``'s result), show a prepared engine's text, run a flexibility probe, check a cell
+against the reference (``adtiers check``; the ``CheckResult``), probe availability."""
 
 PR_SET_PDEATHSIG = 1
 

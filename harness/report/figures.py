@@ -88,7 +88,8 @@ def scaling_figure(cells: pd.DataFrame, engines: list[str], colours: dict[str, s
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: seconds(v)))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("n (observations)")
+        words = cells["size_word"].dropna().unique() if "size_word" in cells else []
+        ax.set_xlabel(f"n ({literal(words[0])}s)" if len(words) == 1 else "n")
         ax.set_ylabel("value and gradient, seconds per call")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         return svg_text(fig, salt)

@@ -1,0 +1,1 @@
+"""An outside primitive (log_ndtr) and an outside problem that uses it (probit)."""
