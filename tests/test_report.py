@@ -45,7 +45,7 @@ def test_every_section_is_present_in_order_with_its_guide(report):
     assert positions == sorted(positions)
     assert report.count('<p class="how">') == len(TITLES)
     assert all(f'<a href="#{anchor}">' in report for anchor in TITLES)
-    assert report.count("<svg") == 2  # one scaling figure per problem
+    assert report.count("<svg") == 3  # one scaling figure per problem, and the AoS / SoA figure
 
 
 def test_summary_names_the_fastest_ad_engine_and_its_margin(doc, report):
@@ -178,7 +178,7 @@ def test_several_machines_are_reported_apart(doc):
     html = render_report(cells_frame([doc, other]))
     summary = html[html.index('id="summary"') : html.index('id="grid"')]
     assert "<h3>Machine ci-box</h3>" in summary and "<h3>Machine gpu-box</h3>" in summary
-    assert html.count("<svg") == 4
+    assert html.count("<svg") == 6  # per machine: a scaling figure per problem and the AoS / SoA figure
 
 
 def test_report_imports_no_engine(tmp_path, doc):

@@ -29,3 +29,46 @@ def test_shards_merge_into_one_set_of_cells():
     whole = cells_frame([doc]).frame
     key = ["machine", "problem", "engine", "n"]
     assert sorted(map(tuple, merged[key].values.tolist())) == sorted(map(tuple, whole[key].values.tolist()))
+
+
+def _with_cpp_engines(doc):
+    """``doc`` with stan / stan-varmat / cppad cells (copies of graph-scalar, graph and tape cells,
+    their medians scaled), declared C++ in the engines section as the native engines declare it."""
+    import copy
+
+    doc = copy.deepcopy(doc)
+    made = {"stan": ("graph-scalar", 0.1), "stan-varmat": ("graph", 0.05), "cppad": ("tape", 0.5)}
+    for name, (source, factor) in made.items():
+        for cell in [c for c in doc["cells"] if c["engine"] == source]:
+            copied = dict(cell, engine=name)
+            for key in [k for k in copied if k.startswith("vg_") and k.endswith("_s")]:
+                copied[key] = copied[key] * factor if isinstance(copied[key], float) else copied[key]
+            doc["cells"].append(copied)
+        doc.setdefault("engines", {})[name] = {"language": "C++", "tier": "0" if "stan" in name else "1"}
+    return doc
+
+
+def test_the_tier_table_puts_python_and_cpp_side_by_side():
+    plain = render_report(cells_frame([make_results(**SMALL)]))
+    assert ">language<" not in plain.split('id="tiers"')[1]  # one language: no column
+    html = render_report(cells_frame([_with_cpp_engines(make_results(**SMALL))]))
+    tiers = html.split('id="tiers"')[1].split("<h3>")[0]
+    assert ">language<" in tiers and ">C++<" in tiers and ">Python<" in tiers
+    rows = [r for r in tiers.split("<tr>") if ">Tier 0<" in r]
+    assert len(rows) == 2 and any("stan, stan-varmat" in r for r in rows)
+    assert any("graph" in r and "stan" not in r for r in rows)
+
+
+def test_aos_against_soa_gives_each_library_its_ratio():
+    html = render_report(cells_frame([_with_cpp_engines(make_results(**SMALL))]))
+    section = html.split('id="aos-soa"')[1].split('id="grad-ratio"')[0]
+    assert "<svg" in section and "graph-scalar / graph" in section and "stan / stan-varmat" in section
+    assert "Not timed in this run: stan-lpdf" in section
+    doc = make_results(**SMALL)
+    median = {(c["engine"], c["n"]): c.get("vg_median_s") for c in doc["cells"] if c["problem"] == "regression"}
+    from harness import units as fmt
+
+    expected = fmt.ratio(median[("graph-scalar", 1000)] / median[("graph", 1000)])
+    stan = fmt.ratio(median[("graph-scalar", 1000)] * 0.1 / (median[("graph", 1000)] * 0.05))
+    row = [r for r in section.split("<tr>") if f"<th>{fmt.size_n(1000)}</th>" in r][0]
+    assert expected in row and stan in row, row

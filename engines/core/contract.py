@@ -96,6 +96,10 @@ class Engine:
     """True only for the harness floor (``null``): timed for scale, never checked, ranked or tiered."""
     counter_unsupported: str | None = None
     """Why ``adtiers bench --counter instructions`` cannot count this engine (None: it can)."""
+    language: str = "Python"
+    """The language the derivative is computed in: ``"C++"`` for an engine that runs a C++ AD library
+    (Stan Math, CppAD, ADOL-C, TMB). The report puts the same tier in each language side by side.
+    A framework with a C++ core driven op by op from Python (PyTorch eager) stays ``"Python"``."""
     libraries: tuple[str, ...] = ()
     """Distributions the engine's numbers depend on (``("jax", "jaxlib")``): their versions go into
     the results file beside the engine's own package's (``versions``)."""

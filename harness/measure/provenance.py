@@ -50,7 +50,8 @@ def package_commit(dist_name: str) -> str | None:
 
 
 def engine_provenance(engine: Engine) -> dict[str, Any]:
-    """``{"versions": {...}, "package": name, "commit": sha or None}`` for the results file."""
+    """``{"versions": {...}, "package": name, "commit": sha or None, "language": ...}`` for the results file."""
+    language = str(getattr(engine, "language", "Python") or "Python")
     try:
         versions = engine.versions()
     except Exception as err:  # noqa: BLE001 -- an engine's broken versions() costs its versions only
@@ -59,6 +60,8 @@ def engine_provenance(engine: Engine) -> dict[str, Any]:
             "package": None,
             "commit": None,
             "versions_error": f"{type(err).__name__}: {err}",
+            "language": language,
         }
     package = next(iter(versions), None)
-    return {"versions": versions, "package": package, "commit": package_commit(package) if package else None}
+    commit = package_commit(package) if package else None
+    return {"versions": versions, "package": package, "commit": commit, "language": language}

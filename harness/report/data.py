@@ -72,6 +72,19 @@ def size_words(docs: list[dict[str, Any]]) -> dict[str, str]:
     return words
 
 
+def engine_languages(docs: list[dict[str, Any]]) -> dict[str, str]:
+    """Each engine's ``language`` from the results files' ``engines`` section (``Engine.language``);
+    files written before it existed say nothing, and their engines are Python, as all were then."""
+    languages: dict[str, str] = {}
+    for doc in docs:
+        section = doc.get("engines") if isinstance(doc.get("engines"), dict) else {}
+        for name, info in section.items():
+            language = info.get("language") if isinstance(info, dict) else None
+            if isinstance(language, str) and language.strip():
+                languages[str(name)] = language.strip()
+    return languages
+
+
 def cells_frame(docs: list[dict[str, Any]]) -> Cells:
     """One row per cell over ``docs`` (oldest run first, so that a re-run of a cell wins)."""
     docs = sorted(docs, key=lambda d: str((d.get("run") or {}).get("started") or ""))
@@ -90,6 +103,8 @@ def cells_frame(docs: list[dict[str, Any]]) -> Cells:
     frame["tier"] = frame["tier"].fillna("?")
     words = size_words(docs)
     frame["size_word"] = [words.get(p, "observation") for p in frame["problem"]]
+    languages = engine_languages(docs)
+    frame["language"] = [languages.get(e, "Python") for e in frame["engine"]]
     for column in frame.columns:
         if (
             column.endswith(("_s", "_bytes", "_rounds", "_iterations"))

@@ -17,6 +17,7 @@ from harness.report.data import Cells, engine_order
 from harness.report.environment import environment_html
 from harness.report.figures import engine_colours
 from harness.report.html import esc, page, section
+from harness.report.layouts import aos_soa_html
 from harness.report.scaling import scaling_html
 from harness.report.summary import grid_html, summary_html
 from harness.report.tiers import tier_table_html
@@ -30,6 +31,10 @@ GUIDES = {
     "scaling": "Median time per call against n on log-log axes, with the interquartile range as a band. The "
     "slope is the empirical scaling exponent, fitted over the upper half of the sizes: 1 means linear in n, near 0 means "
     "per-call overhead dominates. Dashed lines are the hand-written baselines.",
+    "aos-soa": "The talk's regression benchmark, y ~ N(X theta, sigma), in the two memory layouts of a "
+    "reverse-mode library: array-of-structs (a node per scalar: graph-scalar, Stan's Matrix<var>) and "
+    "struct-of-arrays (a node per array: graph, Stan's var_value<VectorXd>), with stan-lpdf (Stan's analytic "
+    "density) as the library's floor. The table gives AoS / SoA at each n within each library.",
     "grad-ratio": "Time of value-and-gradient over time of the value alone. The cheap-gradient principle says "
     "a good reverse mode stays within about 4-5x of the function, whatever the number of parameters; "
     "yellow cells exceed 5x. At small n the ratio mostly measures per-call overhead.",
@@ -60,6 +65,7 @@ TITLES = {
     "summary": "Summary",
     "grid": "Overview: problems x engines",
     "scaling": "Scaling with n",
+    "aos-soa": "Array-of-structs against struct-of-arrays",
     "grad-ratio": "Gradient / value ratio",
     "first-call": "First call against steady state",
     "memory": "Memory",
@@ -97,6 +103,7 @@ def render_report(
         "summary": _per_machine(cells, lambda f, m: summary_html(f)),
         "grid": _per_machine(cells, lambda f, m: grid_html(f, order(f))),
         "scaling": _per_machine(cells, lambda f, m: scaling_html(f, order(f), colours, m)),
+        "aos-soa": _per_machine(cells, lambda f, m: aos_soa_html(f, colours, m)),
         "grad-ratio": _per_machine(cells, lambda f, m: grad_ratio_html(f, order(f))),
         "first-call": _per_machine(cells, lambda f, m: first_call_html(f, order(f))),
         "memory": _per_machine(cells, lambda f, m: memory_html(f, order(f))),

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from harness import units as fmt
 from harness.report.data import timed
 from harness.report.html import Td, table
@@ -60,6 +62,14 @@ ENGINE_TIERS: dict[str, tuple[str, str]] = {
     "compiled": ("2", "our tape rendered to source, compiled by numba"),
     "gpu": ("2", "our tape compiled by numba.cuda"),
     "torch-compile": ("2", "torch.compile: the traced graph compiled"),
+    "stan": ("0", "Stan Math reverse mode, array-of-structs (a vari per scalar), rebuilt every call: C++"),
+    "stan-varmat": ("0", "Stan Math reverse mode, struct-of-arrays (var_value<VectorXd>): C++"),
+    "cppad": ("1", "CppAD: recorded once into an ADFun, Forward(0) and Reverse(1) per call: C++"),
+    "adolc": ("1", "ADOL-C: a tape of op codes traced once, zos_forward and fos_reverse per call: C++"),
+    "stan-lpdf": (
+        "baseline",
+        "Stan's analytic vectorised densities (normal_lpdf, ...), as its users write it: C++",
+    ),
     "manual": ("baseline", "hand-written NumPy gradient"),
     "manual-numba": ("baseline", "hand-written gradient compiled by numba"),
 }
@@ -101,19 +111,33 @@ def tier_table_html(frame: Any, engines: list[str]) -> str:
     """
     ok = timed(frame)
     timed_engines = set(ok["engine"])
-    tier_engines: dict[str, list[str]] = {t: [] for t in VIGNETTE_TIERS}
     recorded = frame.groupby("engine")["tier"].first()
+    language = frame.groupby("engine")["language"].first() if "language" in frame else pd.Series(dtype=str)
+    languages = list(dict.fromkeys(["Python", *sorted(set(language))]))
+    split = len(set(language)) > 1  # the same tier in Python and in C++, side by side
+    groups: dict[tuple[str, str], list[str]] = {
+        (t, lang): [] for t in VIGNETTE_TIERS for lang in (languages if split else [""])
+    }
     for engine in engines:
         if recorded.get(engine) == "floor":
             continue  # the harness floor is no AD: it has no tier
-        tier_engines.setdefault(tier_of(engine, recorded.get(engine)), []).append(engine)
+        key = (tier_of(engine, recorded.get(engine)), language.get(engine, "Python") if split else "")
+        groups.setdefault(key, []).append(engine)
     sizes = sorted(frame["n"].unique())
     ends = list(dict.fromkeys([sizes[0], sizes[-1]])) if sizes else []
     ref = ok[ok["engine"] == REFERENCE_ENGINE].set_index(["problem", "n"])["vg_median_s"]
-    header = ["tier", "strategy", "example tools (vignette)", "engines here", "transparency"]
-    header += [f"speed at n = {fmt.size_n(n)} (best; vs {REFERENCE_ENGINE})" for n in ends]
+    header = [
+        "tier",
+        *(["language"] if split else []),
+        "strategy",
+        "example tools (vignette)",
+        "engines here",
+    ]
+    header += ["transparency"] + [f"speed at n = {fmt.size_n(n)} (best; vs {REFERENCE_ENGINE})" for n in ends]
     rows = []
-    for tier, members in tier_engines.items():
+    for (tier, lang), members in groups.items():
+        if split and not members and lang != "Python":
+            continue  # a language row only where this run has engines in it
         info = VIGNETTE_TIERS.get(tier, {"strategy": "unplaced", "examples": "–", "transparency": "–"})
         speeds = []
         for n in ends:
@@ -132,6 +156,7 @@ def tier_table_html(frame: Any, engines: list[str]) -> str:
         rows.append(
             [
                 label,
+                *([lang] if split else []),
                 info["strategy"],
                 info["examples"],
                 ", ".join(members) or "none in this run",
