@@ -65,7 +65,9 @@ def test_aos_against_soa_gives_each_library_its_ratio():
     assert "<svg" in section and "graph-scalar / graph" in section and "stan / stan-varmat" in section
     assert "Not timed in this run: stan-lpdf" in section
     doc = make_results(**SMALL)
-    median = {(c["engine"], c["n"]): c.get("vg_median_s") for c in doc["cells"] if c["problem"] == "regression"}
+    median = {
+        (c["engine"], c["n"]): c.get("vg_median_s") for c in doc["cells"] if c["problem"] == "regression"
+    }
     from harness import units as fmt
 
     expected = fmt.ratio(median[("graph-scalar", 1000)] / median[("graph", 1000)])
