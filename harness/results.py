@@ -13,6 +13,7 @@ The file is data. Its layout (``SCHEMA``)::
       "problems": {name: {"sense": maximise|minimise, "size_word", "layout_n10"}},
       "calibration": {"workload", "samples": [[seconds into the run, workload seconds], ...]},
       "stability": (optional) what ``adtiers stability`` measured on this machine,
+      "workers":  (``--scheduler`` runs) {Dask worker address: {"machine": its machine section}},
       "cells":    [flat records, one per (problem, engine, n); fields in CELL_FIELDS]
     }
 
@@ -70,8 +71,10 @@ CELL_FIELDS: dict[str, str] = {
     "engine": "engine name",
     "tier": "engine tier: 0, 1, 2, framework, baseline",
     "n": "number of observations",
-    "machine": "machine id (copied from the run, so merged runs keep it per row)",
+    "machine": "machine id where it was measured (the run's; --scheduler: its worker's), kept per row",
     "run": "run id (copied from the run)",
+    "worker": "--scheduler: the address of the Dask worker that measured the first process; null locally",
+    "process_workers": "--scheduler: the Dask worker of each merged process, in process order",
     "status": "one of STATUSES",
     "reason": "why a cell is not ok (error message, budget, unavailability); null when ok",
     "threads": "thread count applied to every engine",

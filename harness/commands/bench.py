@@ -2,7 +2,7 @@
 
 This module is the command: its arguments, their defaults (sizes, timing, processes, budget) and
 their checks. The run itself, replicates, budget, floor, drift and what a Ctrl-C keeps, is
-``harness.measure.run``.
+``harness.measure.run``; with ``--scheduler``, on a Dask cluster, ``harness.measure.cluster``.
 """
 
 from __future__ import annotations
@@ -78,6 +78,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-floor", action="store_true", help="do not time the harness floor (the null engine)")
     p.add_argument("--out", help="results file (default results/<utc-timestamp>-<machine>.json)")
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="measure on the workers of this Dask scheduler (one per machine: dask worker ... --nthreads 1 "
+        "--resources bench=1); needs the cluster extra",
+    )
     p.set_defaults(func=run)
 
 
@@ -131,7 +137,14 @@ def run(args: argparse.Namespace) -> int:
     if counting and args.fit_n is None:
         fit_n = 0  # a fit's wall time under valgrind means nothing
     check_count(fit_n, "--fit-n", minimum=0, zero="0 for no fits")
-    bench = Bench(
+    kind, extra = Bench, {}
+    if args.scheduler is not None:
+        from harness.measure.cluster import ClusterBench, missing
+
+        if why := missing():
+            raise UsageError(f"--scheduler {args.scheduler}: {why}")
+        kind, extra = ClusterBench, {"scheduler": args.scheduler}
+    bench = kind(
         problems,
         engines,
         sizes,
@@ -146,5 +159,6 @@ def run(args: argparse.Namespace) -> int:
         quick=args.quick,
         out=args.out,
         processes=processes,
+        **extra,
     )
     return bench.run()

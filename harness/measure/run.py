@@ -32,6 +32,8 @@ size unless ``--no-floor``: the cost of the timed call path itself.
 **Counters.** ``--counter instructions`` replaces the timings by callgrind instruction counts of
 the steady-state calls (``harness.measure.counters``): deterministic, for a CI gate that noise cannot trip.
 
+``--scheduler`` sends the same matrix to a Dask cluster instead (``harness.measure.cluster``).
+
 The parent alone writes the results file, atomically, after every measurement, so a crash or a
 kill loses at most the measurement in flight. Ctrl-C stops the workers, marks the run
 ``interrupted``, keeps what was measured and exits 130.
@@ -330,8 +332,9 @@ class Bench:
         for k in range(self.processes):
             self.pending.discard((*key, k))
 
-    def progress(self, cell: dict[str, Any], k: int, fields: dict[str, Any]) -> None:
-        """One line per measurement: count, elapsed, estimated time left, process, and the outcome."""
+    def progress(self, cell: dict[str, Any], k: int, fields: dict[str, Any], on: str = "") -> None:
+        """One line per measurement: count, elapsed, estimated time left, process, the outcome, and
+        ``on`` (a cluster run: the worker that measured it)."""
         self.pending.discard((cell["engine"], cell["problem"], cell["n"], k))
         elapsed = time.monotonic() - self.start
         where = f"{cell['problem']:<13} {cell['engine']:<14} n={format_size(cell['n']):<6}"
@@ -347,7 +350,7 @@ class Bench:
             outcome = f"{fields['status']}: {fields['reason']}"
         done = self.total - len(self.pending)
         print(
-            f"[{done:>4}/{self.total}] {_clock(elapsed)} eta {_clock(self.eta())}  {where} {outcome}",
+            f"[{done:>4}/{self.total}] {_clock(elapsed)} eta {_clock(self.eta())}  {where} {outcome}{on}",
             flush=True,
         )
 

@@ -1,0 +1,197 @@
+"""What a Dask worker runs for ``adtiers bench --scheduler``: one unit of the matrix, measured locally.
+
+**The unit** is one engine's series on one problem for one process index ``k``: the sizes of that
+(engine, problem), smallest first, in one fresh adtiers worker process (``harness.measure.worker``),
+which is what one pass of a local bench gives that series. It is the smallest piece that keeps the
+local design whole:
+
+- the budget rule is a rule within a series (over budget, or over the watchdog, at n: the larger
+  sizes are ``skipped``), so a unit of process 0 applies it itself and needs nobody else's result;
+- a replicate is a fresh process, so process ``k`` of a series is a unit of its own, sent after
+  process 0 of that series came back (only cells that were ``ok`` and quick enough are measured
+  again, as locally) and, on a cluster of several machine kinds, to a worker of the same machine
+  as process 0 (``harness.measure.cluster``): a cell's processes never mix two machines;
+- a cell is never split between two units, so a unit whose Dask worker dies costs its cells and no
+  more, and a retry measures them again from scratch.
+
+Inside the unit everything is as local: the same ``Worker`` (a subprocess with the thread
+environment, SIGINT blocked, ``PR_SET_PDEATHSIG`` so it dies with this Dask worker, the watchdog,
+stderr kept for the reason of a death), the same ``measure_cell``, the same availability probe,
+asked here, on the machine that measures (a GPU engine is available where a GPU is). The Dask
+worker's thread starts and stops that subprocess itself, as the death signal follows the thread.
+
+The calibration workload is timed at the start of every unit, on its machine, as the local bench
+times it before every (problem, n) group. A unit says that it started (an event on the run's topic,
+with the worker's address) so that the client can count the attempts of a unit whose worker died.
+Nothing here writes the results file: the client alone does.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from engines.core.contract import Engine
+from harness.measure import calibration, machine
+from harness.measure import threads as thread_settings
+from harness.measure.cell import CellSettings
+from harness.measure.worker import Worker, WorkerFailure
+from harness.summary import format_size
+from problems.base import Problem
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One (engine, problem, process k) of the matrix, with what its worker needs to measure it."""
+
+    engine: Engine
+    problem: Problem
+    sizes: tuple[int, ...]
+    k: int
+    threads: int
+    cell: CellSettings
+    env: dict[str, str]
+    timeout: float
+    topic: str
+    machine: str | None = None
+    """Process ``k > 0``: the machine id of process 0, whose workers the client prefers."""
+    tries: int = 0
+    """How often the client submitted it again after the scheduler gave up on it (KilledWorker)."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.engine.name}/{self.problem.name} p{self.k + 1}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.topic}-{self.engine.name}-{self.problem.name}-p{self.k}-t{self.tries}"
+
+
+@dataclass(frozen=True)
+class Extras:
+    """An engine's fits and probes after its cells (``harness.measure.extras``), as one unit."""
+
+    engine: Engine
+    problems: list[Problem]
+    series: list[Problem]
+    sizes: list[int]
+    cells: dict[tuple[str, str, int], dict[str, Any]]
+    fit_n: int
+    probes: bool
+    threads: int
+    cell: CellSettings
+    env: dict[str, str]
+    cell_timeout: float
+    topic: str
+    k: int = 0
+    tries: int = 0
+    machine: str | None = None
+    doc: dict[str, list] = field(default_factory=lambda: {"fits": [], "probes": []})
+
+    @property
+    def name(self) -> str:
+        return f"{self.engine.name} fits and probes"
+
+    @property
+    def key(self) -> str:
+        return f"{self.topic}-{self.engine.name}-extras-t{self.tries}"
+
+
+@cache
+def describe_machine(threads: int) -> dict[str, Any]:
+    """This machine's ``machine`` section, as a local run on it would write it (once per process)."""
+    return machine.describe(thread_settings.describe(threads))
+
+
+def _started(topic: str, key: str) -> str:
+    """Tell the client (through the scheduler) that this unit started here; this worker's address."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    worker.log_event(topic, {"unit": key, "worker": worker.address})
+    return worker.address
+
+
+def measure_unit(unit: Unit) -> dict[str, Any]:
+    """Measure ``unit`` here: ``{"worker", "machine", "calibration", "availability", "cells"}``.
+
+    ``cells`` holds ``{"n", "fields", "measured"}`` per size: ``measured`` False for a size that was
+    not timed (skipped by the budget rule, or after the worker could not start), whose fields are
+    the whole cell; True for what one process measured, which the client merges like a local pass.
+    A process ``k > 0`` stops at a worker that cannot start and leaves the rest out.
+    """
+    address = _started(unit.topic, unit.key)
+    described = describe_machine(unit.threads)
+    reply: dict[str, Any] = {
+        "worker": address,
+        "machine": described,
+        "calibration": calibration.sample(),
+        "cells": [],
+    }
+    worker = Worker(unit.engine, unit.threads, unit.cell, unit.env, counter=unit.cell.counter)
+    try:
+        reply["availability"] = list(worker.availability(unit.timeout))
+        if reply["availability"][0] != "ok":
+            return reply
+        blocked: tuple[str, str] | None = None  # (status, reason) of the sizes after a stop
+        for n in unit.sizes:
+            if blocked is not None:
+                if unit.k == 0:
+                    fields = {"status": blocked[0], "reason": blocked[1]}
+                    reply["cells"].append({"n": n, "fields": fields, "measured": False})
+                continue
+            t0 = time.monotonic()
+            try:
+                fields = worker.measure(unit.problem, n, unit.timeout)
+            except WorkerFailure as failure:
+                fields = {"status": "error", "reason": str(failure)}
+                if failure.kind == "start":
+                    blocked = ("error", str(failure))
+                elif failure.kind == "timeout":
+                    blocked = ("skipped", f"n={format_size(n)} timed out after {unit.timeout:g} s")
+            fields["cell_s"] = time.monotonic() - t0
+            if fields["status"] == "over_budget" and unit.k == 0:
+                blocked = (
+                    "skipped",
+                    f"n={format_size(n)} over budget ({fields['call_s']:.1f} s > {unit.cell.budget_s:g} s)",
+                )
+            reply["cells"].append({"n": n, "fields": fields, "measured": True})
+    finally:
+        worker.stop()
+    return reply
+
+
+def run_extras_unit(unit: Extras) -> dict[str, Any]:
+    """``run_extras`` of the local bench, here: ``{"worker", "machine", "fits", "probes"}``.
+
+    ``unit`` stands in for the bench (the attributes ``run_extras`` reads, the engine's cells for
+    its check rule); ``save`` is the client's business, so it does nothing here.
+    """
+    from harness.measure.extras import run_extras
+
+    address = _started(unit.topic, unit.key)
+    run_extras(_ExtrasBench(unit), unit.engine)
+    return {
+        "worker": address,
+        "machine": describe_machine(unit.threads),
+        "fits": unit.doc["fits"],
+        "probes": unit.doc["probes"],
+    }
+
+
+class _ExtrasBench:
+    """The part of ``Bench`` that ``harness.measure.extras.run_extras`` uses."""
+
+    def __init__(self, unit: Extras):
+        self.unit = unit
+        self.problems, self.sizes, self.cells = unit.problems, unit.sizes, unit.cells
+        self.fit_n, self.probes, self.threads = unit.fit_n, unit.probes, unit.threads
+        self.cell, self.env, self.cell_timeout, self.doc = unit.cell, unit.env, unit.cell_timeout, unit.doc
+
+    def series(self, engine: Engine) -> list[Problem]:
+        return self.unit.series
+
+    def save(self) -> None:
+        pass

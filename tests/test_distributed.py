@@ -1,0 +1,155 @@
+"""``adtiers bench --scheduler``: the matrix on a two-worker Dask ``LocalCluster`` on 127.0.0.1.
+
+Each test starts its own cluster (two worker processes, one thread each, the resource ``bench=1``)
+and stops it in the fixture's teardown; the bench runs in a subprocess under a timeout, so that
+nothing here can hang CI. No speed is asserted: only which cells come back, from where, and how.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.results import load
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+SELECTION = ["--quick", "--engines", "manual,tape", "--problems", "normal", "--sizes", "10,100"]
+SELECTION += ["--fit-n", "0", "--no-probes"]
+RUN_TIMEOUT_S = 120
+
+
+def test_without_distributed_scheduler_exits_2_naming_the_install(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed raises ImportError
+    code = main(["bench", *SELECTION, "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path / "x.json")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--scheduler" in err and "pip install -e '.[cluster]' -c constraints.txt" in err
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.fixture
+def cluster():
+    distributed = pytest.importorskip(
+        "distributed", reason="Dask's distributed is not installed (pip install -e '.[cluster]')"
+    )
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        resources={"bench": 1},
+        dashboard_address=":0",
+        silence_logs=50,
+    )
+    client = distributed.Client(cluster)
+    try:
+        yield cluster, client
+    finally:
+        client.close(timeout=10)
+        cluster.close(timeout=20)
+
+
+def _bench(tmp_path, scheduler, *argv, engines_from=None):
+    """``adtiers bench --scheduler`` in a subprocess; (exit code, output, loaded results)."""
+    out = tmp_path / "dask.json"
+    args = ["bench", *argv, "--scheduler", scheduler, "--out", str(out)]
+    script = "import sys\nfrom harness.cli import main\n"
+    if engines_from:  # engines that are not registered: select them in the bench process
+        script += f"sys.path.insert(0, {str(TESTS)!r})\nfrom harness.commands import bench\n"
+        script += f"bench.select_engines = lambda names: {engines_from}\n"
+    script += f"raise SystemExit(main({args!r}))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    return proc.returncode, proc.stdout + proc.stderr, load(out)
+
+
+def _keys(doc):
+    return {(c["engine"], c["problem"], c["n"], c["status"]) for c in doc["cells"]}
+
+
+def test_the_cluster_run_has_exactly_the_cells_of_the_local_run_each_with_its_worker(cluster, tmp_path):
+    cluster, client = cluster
+    local = tmp_path / "local.json"
+    assert main(["bench", *SELECTION, "--out", str(local)]) == 0
+    code, output, doc = _bench(tmp_path, cluster.scheduler_address, *SELECTION)
+    assert code == 0, output
+    assert "on 2 Dask worker(s)" in output
+    local_doc = load(local)
+    assert _keys(doc) == _keys(local_doc) and len(doc["cells"]) == len(local_doc["cells"]) == 6
+    workers = set(client.scheduler_info()["workers"])
+    assert set(doc["workers"]) <= workers and doc["workers"]
+    for cell in doc["cells"]:
+        assert cell["worker"] in workers
+        assert cell["machine"] == doc["workers"][cell["worker"]]["machine"]["id"]
+        assert cell["machine"] == local_doc["machine"]["id"]  # one machine: the same id as locally
+        assert cell["process_workers"][0] == cell["worker"] and len(cell["process_workers"]) == 2
+        assert cell["processes"] == 2 and len(cell["vg_process_medians_s"]) == 2
+    assert doc["run"]["status"] == "complete"
+    assert len(doc["calibration"]["samples"]) == len(doc["calibration"]["machines"]) >= 3
+
+
+def test_a_worker_killed_mid_unit_costs_at_most_its_unit_and_the_run_completes(cluster, tmp_path):
+    cluster, client = cluster
+    pids = client.run(os.getpid)
+    killed: list[str] = []
+
+    def kill_the_first_busy_worker():
+        seen: dict[str, float] = {}
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while time.monotonic() < deadline and not killed:
+            for address, keys in client.processing().items():
+                if any(str(k).startswith("adtiers-") for k in keys):
+                    seen.setdefault(address, time.monotonic())
+                    if time.monotonic() - seen[address] > 0.3 and address in pids:  # mid-unit
+                        killed.append(address)
+                        os.kill(pids[address], signal.SIGKILL)
+                        return
+                else:
+                    seen.pop(address, None)
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_the_first_busy_worker, daemon=True)
+    killer.start()
+    sizes = ["--sizes", "10,100,1000,10000"]  # units long enough to be killed in the middle
+    code, output, doc = _bench(tmp_path, cluster.scheduler_address, *SELECTION, *sizes)
+    killer.join(5)
+    assert killed, f"no worker was seen busy for 0.3 s:\n{output}"
+    assert doc["run"]["status"] == "complete", output
+    expected = {(e, "normal", n) for e in ("manual", "tape", "null") for n in (10, 100, 1000, 10_000)}
+    assert {(c["engine"], c["problem"], c["n"]) for c in doc["cells"]} == expected
+    assert f"Dask worker {killed[0]} died while measuring it; retrying once" in output
+    not_ok = {(c["engine"], c["problem"]) for c in doc["cells"] if c["status"] != "ok"}
+    assert len(not_ok) <= 1, output  # at most the killed unit's series
+    assert code == (1 if not_ok else 0), output
+    for cell in doc["cells"]:
+        assert cell["worker"] and cell["worker"] != killed[0] or cell["status"] == "ok"
+
+
+def test_a_unit_whose_retry_dies_too_is_recorded_as_error_cells_with_the_reason(cluster, tmp_path):
+    cluster, client = cluster
+    argv = ["--quick", "--problems", "normal", "--sizes", "10", "--no-floor", "--fit-n", "0", "--no-probes"]
+    code, output, doc = _bench(
+        tmp_path,
+        cluster.scheduler_address,
+        *argv,
+        engines_from="[__import__('cluster_fakes').DaskWorkerKiller()]",
+    )
+    assert code == 1, output
+    assert doc["run"]["status"] == "complete"
+    [cell] = doc["cells"]
+    assert cell["status"] == "error" and cell["engine"] == "killer", cell
+    assert "its Dask worker died twice" in cell["reason"], cell["reason"]
+    assert "retrying once" in output
