@@ -27,7 +27,7 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
 from engines.core import primitive as primitive_plugins  # noqa: E402
 from engines.core.contract import Unsupported  # noqa: E402
 from engines.core.primitives import Primitive  # noqa: E402
-from engines.tiers.tape import gpu  # noqa: E402
+from engines.tiers.tape import gpu, gpu_render  # noqa: E402
 from engines.tiers.tape.codegen import plan  # noqa: E402
 from engines.tiers.tape.compiled import render as render_cpu  # noqa: E402
 from engines.tiers.tape.gpu import GpuEngine, GpuFloat32Engine  # noqa: E402
@@ -114,7 +114,7 @@ def test_two_passes_with_host_scalars_between_them():
 @needs_kernels
 def test_long_work_vectors_take_atomics_and_agree(monkeypatch):
     """With no vector local (LOCAL_UP_TO = 0), regression's beta is scatter-added by atomics."""
-    monkeypatch.setattr(gpu, "LOCAL_UP_TO", 0)
+    monkeypatch.setattr(gpu_render, "LOCAL_UP_TO", 0)
     problem = PROBLEMS["regression"]
     prepared = engine(threads=8, max_blocks=3).prepare(problem, problem.make_data(40, 0))
     assert "cuda.atomic.add(w11_beta, j, (ct_v4 * X[i, j]))" in prepared.info["source"]
@@ -242,7 +242,7 @@ def test_a_reduction_that_is_not_a_sum_is_refused_by_name():
 
     program = trace(loglik, [Block("mu", ())], {"y": np.ones(5)})
     with pytest.raises(Unsupported, match=r"the reduction v\d+ = max\(v\d+, v\d+\) is not a sum"):
-        gpu.render(plan(program), {})
+        gpu_render.render(plan(program), {})
 
 
 def test_threads_per_block_must_be_a_power_of_two():
