@@ -24,6 +24,8 @@ start (the retry, printed) and stops a third (cancelled, its cells ``error`` nam
 workers). A scheduler that gave up first (``KilledWorker``, with ``allowed-failures`` 0) gets the
 unit submitted once more by the client. A task that raised is an ``error`` with the exception.
 
+An engine's fits and probes are one more unit, after every cell (``harness.measure.cluster_extras``).
+
 Each cell records the machine id of the worker that measured it (``machine``; the report keeps
 machines apart, so two machines' timings never meet in one ratio) and the worker's address
 (``worker``); the file's ``workers`` section describes every worker's machine, and the
@@ -42,12 +44,12 @@ from collections.abc import Callable
 from typing import Any
 
 from engines.core.registry import BrokenEngine
-from harness.measure.cluster_unit import Extras, Unit, measure_unit, run_extras_unit
+from harness.measure.cluster_extras import Extras, extras_unit, record_extras, run_extras_unit
+from harness.measure.cluster_unit import Unit, measure_unit
 from harness.measure.provenance import engine_provenance
 from harness.measure.run import REPEAT_LIMIT_S, Bench, _interrupt
 from harness.selection import UsageError
 from harness.stats.replicates import add_process
-from harness.summary import format_seconds, format_size
 
 RESOURCE = "bench"
 INSTALL = "pip install -e '.[cluster]' -c constraints.txt"
@@ -154,7 +156,7 @@ class ClusterBench(Bench):
                 for engine in here[shift:] + here[:shift]:
                     passes[0].append(self.unit(engine, problem, tuple(self.sizes), 0))
             self.drain(client, passes)
-            extras = [self.extras(e) for e in available]
+            extras = [extras_unit(self, e) for e in available]
             self.drain(client, [[u for u in extras if u is not None]])
         except KeyboardInterrupt:
             client.cancel(list(self.in_flight), force=True)
@@ -271,7 +273,7 @@ class ClusterBench(Bench):
             reply = future.result()
             self.learn(reply)
             if isinstance(unit, Extras):
-                self.record_extras(unit, reply)
+                record_extras(self, unit, reply)
             else:
                 self.record(unit, reply, queues)
             return
@@ -367,40 +369,6 @@ class ClusterBench(Bench):
                 add_process(cell, self.raw.setdefault(key, {}), fields, k)
             self.drop_pending(key)
             self.progress(cell, k, fields)
-        self.save()
-
-    def extras(self, engine: Any) -> Extras | None:
-        """The engine's fits and probes as one unit, on the machine of its first cells."""
-        series = self.series(engine)
-        probing = self.probes and engine.tier not in ("baseline", "floor") and bool(series)
-        fitting = bool(self.fit_n and series) and not engine.floor
-        if not (fitting or (probing and series[0] is self.problems[0])):
-            return None
-        cells = {key: c for key, c in self.cells.items() if key[0] == engine.name}
-        machine_id = next((c["machine"] for c in cells.values()), None)
-        return Extras(
-            engine, self.problems, series, self.sizes, cells, self.fit_n, self.probes, self.threads,
-            self.cell, self.env, self.cell_timeout, self.topic, machine=machine_id,
-        )  # fmt: skip
-
-    def record_extras(self, unit: Extras, reply: dict[str, Any]) -> None:
-        for record in reply["fits"]:
-            record["machine"] = reply["machine"]["id"]
-            self.doc["fits"].append(record)
-            shown = (
-                f"{format_seconds(record['fit_s'])}, {record['gradient_evaluations']} gradients"
-                if record["status"] == "ok"
-                else f"{record['status']}: {record['reason']}"
-            )
-            print(
-                f"        fit    {record['problem']:<13} {record['engine']:<14} "
-                f"n={format_size(record['n']):<6} {shown}",
-                flush=True,
-            )
-        self.doc["probes"].extend({**p, "machine": reply["machine"]["id"]} for p in reply["probes"])
-        if reply["probes"]:
-            said = [f"{p['probe']} {p['outcome']}" for p in reply["probes"]]
-            print(f"        probes {unit.engine.name}: " + ", ".join(said), flush=True)
         self.save()
 
     def eta(self) -> float:

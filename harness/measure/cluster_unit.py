@@ -29,7 +29,7 @@ Nothing here writes the results file: the client alone does.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -69,43 +69,13 @@ class Unit:
         return f"{self.topic}-{self.engine.name}-{self.problem.name}-p{self.k}-t{self.tries}"
 
 
-@dataclass(frozen=True)
-class Extras:
-    """An engine's fits and probes after its cells (``harness.measure.extras``), as one unit."""
-
-    engine: Engine
-    problems: list[Problem]
-    series: list[Problem]
-    sizes: list[int]
-    cells: dict[tuple[str, str, int], dict[str, Any]]
-    fit_n: int
-    probes: bool
-    threads: int
-    cell: CellSettings
-    env: dict[str, str]
-    cell_timeout: float
-    topic: str
-    k: int = 0
-    tries: int = 0
-    machine: str | None = None
-    doc: dict[str, list] = field(default_factory=lambda: {"fits": [], "probes": []})
-
-    @property
-    def name(self) -> str:
-        return f"{self.engine.name} fits and probes"
-
-    @property
-    def key(self) -> str:
-        return f"{self.topic}-{self.engine.name}-extras-t{self.tries}"
-
-
 @cache
 def describe_machine(threads: int) -> dict[str, Any]:
     """This machine's ``machine`` section, as a local run on it would write it (once per process)."""
     return machine.describe(thread_settings.describe(threads))
 
 
-def _started(topic: str, key: str) -> str:
+def started(topic: str, key: str) -> str:
     """Tell the client (through the scheduler) that this unit started here; this worker's address."""
     from distributed import get_worker
 
@@ -122,7 +92,7 @@ def measure_unit(unit: Unit) -> dict[str, Any]:
     the whole cell; True for what one process measured, which the client merges like a local pass.
     A process ``k > 0`` stops at a worker that cannot start and leaves the rest out.
     """
-    address = _started(unit.topic, unit.key)
+    address = started(unit.topic, unit.key)
     described = describe_machine(unit.threads)
     reply: dict[str, Any] = {
         "worker": address,
@@ -161,37 +131,3 @@ def measure_unit(unit: Unit) -> dict[str, Any]:
     finally:
         worker.stop()
     return reply
-
-
-def run_extras_unit(unit: Extras) -> dict[str, Any]:
-    """``run_extras`` of the local bench, here: ``{"worker", "machine", "fits", "probes"}``.
-
-    ``unit`` stands in for the bench (the attributes ``run_extras`` reads, the engine's cells for
-    its check rule); ``save`` is the client's business, so it does nothing here.
-    """
-    from harness.measure.extras import run_extras
-
-    address = _started(unit.topic, unit.key)
-    run_extras(_ExtrasBench(unit), unit.engine)
-    return {
-        "worker": address,
-        "machine": describe_machine(unit.threads),
-        "fits": unit.doc["fits"],
-        "probes": unit.doc["probes"],
-    }
-
-
-class _ExtrasBench:
-    """The part of ``Bench`` that ``harness.measure.extras.run_extras`` uses."""
-
-    def __init__(self, unit: Extras):
-        self.unit = unit
-        self.problems, self.sizes, self.cells = unit.problems, unit.sizes, unit.cells
-        self.fit_n, self.probes, self.threads = unit.fit_n, unit.probes, unit.threads
-        self.cell, self.env, self.cell_timeout, self.doc = unit.cell, unit.env, unit.cell_timeout, unit.doc
-
-    def series(self, engine: Engine) -> list[Problem]:
-        return self.unit.series
-
-    def save(self) -> None:
-        pass
