@@ -71,6 +71,11 @@ class Primitive:
       a weight, divided by the sum of the weights (``max``'s ties, split evenly);
     - matvec: ``term``, the summand of one output over the inner index, and ``adjoint`` per operand;
     - gather: ``expr`` (``{y}`` the index) and ``adjoint``, the value scatter-added at that index.
+
+    ``cpp`` (any kind) is the primitive as one C++ expression for the C++ engines
+    (``engines/native/render.py``): a call of an ``adt::`` function on the whole operands, scalars or
+    vectors (``adt::subtract({x}, {y})``, ``adt::sum({x})``), which each library's prelude defines
+    for its own types (``engines/native/cpp``). No adjoint: the C++ AD library differentiates it.
     """
 
     name: str

@@ -208,7 +208,7 @@ _TABLE = [
         (lambda g, ans, x, y: g, lambda g, ans, x, y: g),
         doc="x + y",
         examples=_binary_examples,
-        templates={"expr": "({x} + {y})", "adjoint": ("{g}", "{g}")},
+        templates={"cpp": "adt::add({x}, {y})", "expr": "({x} + {y})", "adjoint": ("{g}", "{g}")},
     ),
     Primitive(
         "sub",
@@ -216,7 +216,7 @@ _TABLE = [
         (lambda g, ans, x, y: g, _sub_vjp_y),
         doc="x - y",
         examples=_binary_examples,
-        templates={"expr": "({x} - {y})", "adjoint": ("{g}", "(-{g})")},
+        templates={"cpp": "adt::subtract({x}, {y})", "expr": "({x} - {y})", "adjoint": ("{g}", "(-{g})")},
     ),
     Primitive(
         "mul",
@@ -224,7 +224,11 @@ _TABLE = [
         (_mul_vjp_x, _mul_vjp_y),
         doc="x * y",
         examples=_binary_examples,
-        templates={"expr": "({x} * {y})", "adjoint": ("({g} * {y})", "({g} * {x})")},
+        templates={
+            "cpp": "adt::elt_multiply({x}, {y})",
+            "expr": "({x} * {y})",
+            "adjoint": ("({g} * {y})", "({g} * {x})"),
+        },
     ),
     Primitive(
         "div",
@@ -232,7 +236,11 @@ _TABLE = [
         (_div_vjp_x, _div_vjp_y),
         doc="x / y; d/dy = -x / y^2 = -ans / y",
         examples=_binary_examples,
-        templates={"expr": "({x} / {y})", "adjoint": ("({g} / {y})", "(-{g} * {ans} / {y})")},
+        templates={
+            "cpp": "adt::elt_divide({x}, {y})",
+            "expr": "({x} / {y})",
+            "adjoint": ("({g} / {y})", "(-{g} * {ans} / {y})"),
+        },
     ),
     Primitive(
         "neg",
@@ -240,7 +248,7 @@ _TABLE = [
         (lambda g, ans, x: -g,),
         doc="-x",
         examples=_unary_examples,
-        templates={"expr": "(-{x})", "adjoint": ("(-{g})",)},
+        templates={"cpp": "adt::minus({x})", "expr": "(-{x})", "adjoint": ("(-{g})",)},
     ),
     Primitive(
         "exp",
@@ -248,7 +256,7 @@ _TABLE = [
         (lambda g, ans, x: g * ans,),
         doc="exp(x); d/dx = exp(x) = ans",
         examples=_unary_examples,
-        templates={"expr": "math.exp({x})", "adjoint": ("({g} * {ans})",)},
+        templates={"cpp": "adt::exp({x})", "expr": "math.exp({x})", "adjoint": ("({g} * {ans})",)},
     ),
     Primitive(
         "log",
@@ -256,7 +264,7 @@ _TABLE = [
         (lambda g, ans, x: g / x,),
         doc="log(x); d/dx = 1 / x",
         examples=_unary_examples,
-        templates={"expr": "math.log({x})", "adjoint": ("({g} / {x})",)},
+        templates={"cpp": "adt::log({x})", "expr": "math.log({x})", "adjoint": ("({g} / {x})",)},
     ),
     Primitive(
         "square",
@@ -264,7 +272,7 @@ _TABLE = [
         (_square_vjp,),
         doc="x^2; d/dx = 2 x",
         examples=_unary_examples,
-        templates={"expr": "({x} * {x})", "adjoint": ("(2.0 * {g} * {x})",)},
+        templates={"cpp": "adt::square({x})", "expr": "({x} * {x})", "adjoint": ("(2.0 * {g} * {x})",)},
     ),
     Primitive(
         "sum",
@@ -273,7 +281,7 @@ _TABLE = [
         kind="reduce",
         doc="sum_i x_i, a vector to a scalar",
         examples=lambda rng: [(rng.standard_normal(6),)],
-        templates={"init": "0.0", "update": "({acc} + {x})", "adjoint": ("{g}",)},
+        templates={"cpp": "adt::sum({x})", "init": "0.0", "update": "({acc} + {x})", "adjoint": ("{g}",)},
     ),
     Primitive(
         "abs",
@@ -282,6 +290,7 @@ _TABLE = [
         doc="|x|; d/dx = sign(x), 0 at x = 0 (a tie of x and -x, split evenly)",
         examples=_signed_examples,
         templates={
+            "cpp": "adt::fabs({x})",
             "expr": "abs({x})",
             "adjoint": ("({g} * (1.0 if {x} > 0.0 else (-1.0 if {x} < 0.0 else 0.0)))",),
         },
@@ -293,6 +302,7 @@ _TABLE = [
         doc="max(x, y) elementwise; d/dx = H(x - y), d/dy = H(y - x), 1/2 each at a tie",
         examples=_binary_examples,
         templates={
+            "cpp": "adt::fmax({x}, {y})",
             "expr": "max({x}, {y})",
             "adjoint": (
                 "({g} * (1.0 if {x} > {y} else (0.5 if {x} == {y} else 0.0)))",
@@ -306,7 +316,7 @@ _TABLE = [
         (lambda g, ans, x: g / (1.0 + x),),
         doc="log(1 + x), exact for small x; d/dx = 1 / (1 + x)",
         examples=_unary_examples,
-        templates={"expr": "math.log1p({x})", "adjoint": ("({g} / (1.0 + {x}))",)},
+        templates={"cpp": "adt::log1p({x})", "expr": "math.log1p({x})", "adjoint": ("({g} / (1.0 + {x}))",)},
     ),
     Primitive(
         "expm1",
@@ -314,7 +324,11 @@ _TABLE = [
         (lambda g, ans, x: g * (ans + 1.0),),
         doc="exp(x) - 1, exact for small x; d/dx = exp(x) = ans + 1",
         examples=_signed_examples,
-        templates={"expr": "math.expm1({x})", "adjoint": ("({g} * ({ans} + 1.0))",)},
+        templates={
+            "cpp": "adt::expm1({x})",
+            "expr": "math.expm1({x})",
+            "adjoint": ("({g} * ({ans} + 1.0))",),
+        },
     ),
     Primitive(
         "sigmoid",
@@ -322,7 +336,11 @@ _TABLE = [
         (_sigmoid_vjp,),
         doc="1 / (1 + exp(-x)), stable; d/dx = sigmoid(x) sigmoid(-x)",
         examples=_signed_examples,
-        templates={"expr": _STABLE_SIGMOID, "adjoint": (f"({{g}} * {{ans}} * {_STABLE_SIGMOID_NEG})",)},
+        templates={
+            "cpp": "adt::inv_logit({x})",
+            "expr": _STABLE_SIGMOID,
+            "adjoint": (f"({{g}} * {{ans}} * {_STABLE_SIGMOID_NEG})",),
+        },
     ),
     Primitive(
         "log_sigmoid",
@@ -331,6 +349,7 @@ _TABLE = [
         doc="log sigmoid(x), stable; d/dx = 1 - sigmoid(x) = sigmoid(-x), with no cancellation",
         examples=_signed_examples,
         templates={
+            "cpp": "adt::log_inv_logit({x})",
             "expr": "(min({x}, 0.0) - math.log1p(math.exp(-abs({x}))))",
             "adjoint": (f"({{g}} * {_STABLE_SIGMOID_NEG})",),
         },
@@ -343,6 +362,7 @@ _TABLE = [
         doc="max_i x_i, a vector to a scalar; d/dx_i = [x_i = max] / (number of maxima)",
         examples=lambda rng: [(rng.standard_normal(6),)],
         templates={
+            "cpp": "adt::max({x})",
             "init": "-math.inf",
             "update": "max({acc}, {x})",
             "adjoint": ("(1.0 if {x} == {ans} else 0.0)",),
@@ -357,6 +377,7 @@ _TABLE = [
         doc="log sum_i exp(x_i), stable; d/dx_i = softmax(x)_i = exp(x_i - ans)",
         examples=lambda rng: [(rng.standard_normal(6),), (40.0 * rng.standard_normal(6),)],
         templates={
+            "cpp": "adt::log_sum_exp({x})",
             "init": "-math.inf",
             "update": "(max({acc}, {x}) + math.log1p(math.exp(-abs({acc} - {x}))))",
             "adjoint": ("math.exp({x} - {ans})",),
@@ -369,7 +390,11 @@ _TABLE = [
         kind="matvec",
         doc="A @ x for an n x p matrix A and a p-vector x; d/dA = g x^T (outer), d/dx = A^T g (rmatvec)",
         examples=lambda rng: [(rng.standard_normal((6, 3)), rng.standard_normal(3))],
-        templates={"term": "({x} * {y})", "adjoint": ("({g} * {y})", "({g} * {x})")},
+        templates={
+            "cpp": "adt::multiply({x}, {y})",
+            "term": "({x} * {y})",
+            "adjoint": ("({g} * {y})", "({g} * {x})"),
+        },
     ),
     Primitive(
         "gather",
@@ -378,7 +403,7 @@ _TABLE = [
         kind="gather",
         doc="x[idx] for an integer index array idx; reverse is a scatter-add",
         examples=lambda rng: [(rng.standard_normal(4), rng.integers(0, 4, 9))],
-        templates={"expr": "{x}[{y}]", "adjoint": ("{g}", None)},
+        templates={"cpp": "adt::gather({x}, {y})", "expr": "{x}[{y}]", "adjoint": ("{g}", None)},
     ),
 ]
 

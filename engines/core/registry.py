@@ -40,6 +40,11 @@ BUILTIN: dict[str, str] = {
     "torch": "engines.frameworks.torch_engine:TorchEngine",
     "torch-compile": "engines.frameworks.torch_engine:TorchCompileEngine",
     "torch-cuda": "engines.frameworks.torch_engine:TorchCudaEngine",
+    "stan": "engines.native.stan:StanEngine",
+    "stan-varmat": "engines.native.stan_varmat:StanVarmatEngine",
+    "stan-lpdf": "engines.native.stan_lpdf:StanLpdfEngine",
+    "cppad": "engines.native.cppad:CppadEngine",
+    "adolc": "engines.native.adolc:AdolcEngine",
     "null": "engines.baselines.null:NullEngine",
 }
 

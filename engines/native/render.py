@@ -1,0 +1,204 @@
+"""The tape as C++: one function template per program, the same for every C++ AD library.
+
+A new interpreter of ``engines.tiers.tape.program.Program``, beside numba's and CUDA's: where those
+plan one fused loop with hand-placed adjoints, this one writes the tape down as it is, one C++
+statement per equation, and leaves differentiation to the library the source is compiled against.
+For the normal problem (``(y - mu) / exp(log_sigma)``, ...)::
+
+    template <class G, class B0, class B1>
+    auto loglik(const B0& mu, const B1& log_sigma, const adt::Data& d) {
+      const auto& x_y = d.vec(0);
+      const double c0 = d.lit(0);
+      ...
+      const auto v3 = adt::subtract(G::lift(x_y), mu);
+      const auto v4 = adt::exp(log_sigma);
+      const auto v5 = adt::elt_divide(v3, v4);
+      ...
+      return v11;
+    }
+
+Each statement is the primitive's ``cpp`` template from the one table (``engines/core/primitives.py``),
+``{x}`` and ``{y}`` filled with operand names. The ``adt::`` functions are defined per library by
+a small prelude (``cpp/stan.hpp`` on Stan's vectorised functions; ``cpp/tape.hpp``, loops of the
+scalar type, for CppAD and ADOL-C), and the theta blocks arrive as whatever types the library's
+getter ``G`` hands out (``var``, ``Eigen::Matrix<var, -1, 1>``, ``var_value<VectorXd>``,
+``fvar<var>``, ``CppAD::AD<double>``, ``adouble``): one rendering serves every library.
+
+``G::lift`` marks a data vector that meets only scalar parameters in an elementwise equation: Stan's
+struct-of-arrays getter turns it into a ``var_value`` so that the result stays struct-of-arrays;
+every other getter returns it unchanged.
+
+The source does not depend on n: literals (``-n``) are read from ``d.lit(k)`` and lengths from the
+data, so one compilation serves every size with the same parameter layout (``render`` of the same
+problem at two sizes gives the same text; a test checks it). A primitive without a ``cpp`` template,
+a non-scalar literal or an integer array used other than as a gather's index raises ``Unsupported``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from engines.core.contract import Unsupported
+from engines.tiers.tape.program import Atom, Literal, Program, Var
+
+F64_SCALAR, F64_VECTOR, F64_MATRIX, I64_VECTOR = 0, 1, 2, 3
+"""The kinds of data array, as ``adt::Kind`` in ``cpp/adt.hpp`` numbers them."""
+
+NAME_PLACEHOLDER = "@NAME@"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One program as C++: ``body`` (its namespace and export lines), the entry-point ``name`` its
+    text hashes to, the ``literals`` of this particular program, and what the library needs to
+    build its data: each data key's kind and the theta blocks' offsets and sizes (0 for a scalar)."""
+
+    name: str
+    body: str
+    literals: tuple[float, ...]
+    data_keys: tuple[str, ...]
+    data_kinds: tuple[int, ...]
+    offsets: tuple[int, ...]
+    sizes: tuple[int, ...]
+    soa: bool
+
+
+def _ident(text: str) -> str:
+    return re.sub(r"\W", "_", text)
+
+
+def _data_kind(key: str, var: Var) -> int:
+    if var.dtype == "float64" and len(var.shape) <= 2:
+        return (F64_SCALAR, F64_VECTOR, F64_MATRIX)[len(var.shape)]
+    if var.dtype == "int64" and len(var.shape) == 1:
+        return I64_VECTOR
+    raise Unsupported(f"the C++ renderer has no data of type {var.type_text} ({key!r})")
+
+
+class _Renderer:
+    def __init__(self, program: Program, soa_primitives: frozenset[str]):
+        self.p = program
+        self.names: dict[int, str] = {}
+        self.literals: list[float] = []
+        self.lines: list[str] = []
+        self.live = {v.slot for v in program.params.values()}
+        self.soa = all(e.prim.name in soa_primitives for e in program.eqns)
+
+    def operand(self, atom: Atom) -> str:
+        if isinstance(atom, Literal):
+            if np.ndim(atom.value) != 0:
+                raise Unsupported(f"the C++ renderer takes scalar literals only, not {atom}")
+            self.literals.append(float(atom.value))
+            k = len(self.literals) - 1
+            self.lines.append(f"  const double c{k} = d.lit({k});")
+            return f"c{k}"
+        return self.names[atom.slot]
+
+    def equation(self, e) -> None:
+        template = e.prim.templates.get("cpp")
+        if template is None:
+            raise Unsupported(
+                f"primitive {e.prim.name!r} has no C++ form (templates['cpp'] in engines/core/primitives.py)"
+            )
+        ints = [a for a in e.inputs if isinstance(a, Var) and a.dtype == "int64"]
+        if e.out.dtype != "float64" or (ints and not (e.prim.kind == "gather" and ints == [e.inputs[1]])):
+            raise Unsupported(f"the C++ renderer has integer arithmetic only as a gather's index: {e}")
+        live = [a for a in e.inputs if isinstance(a, Var) and a.slot in self.live]
+        lift = e.prim.kind == "elementwise" and live and all(len(a.shape) == 0 for a in live)
+        operands = []
+        for a in e.inputs:
+            text = self.operand(a)
+            if lift and isinstance(a, Var) and a.slot not in self.live and len(a.shape) == 1:
+                text = f"G::lift({text})"
+            operands.append(text)
+        fields = dict(zip("xyz", operands))
+        try:
+            expr = template.format(**fields)
+        except (KeyError, IndexError) as err:
+            raise Unsupported(
+                f"primitive {e.prim.name!r}: its C++ template {template!r} needs {err}"
+            ) from None
+        if live:
+            self.live.add(e.out.slot)
+        name = f"v{e.out.slot}"
+        self.names[e.out.slot] = name
+        self.lines.append(f"  const auto {name} = {expr};  // {e.prim.name}")
+
+    def render(self) -> Rendered:
+        p = self.p
+        blocks = list(p.params.items())
+        params = []
+        for k, (block, var) in enumerate(blocks):
+            if len(var.shape) > 1:
+                raise Unsupported(
+                    f"the C++ renderer takes scalar and vector theta blocks, not {var.type_text}"
+                )
+            ident = f"p_{_ident(block)}"
+            self.names[var.slot] = ident if ident not in self.names.values() else f"{ident}_{k}"
+            params.append(f"const B{k}& {self.names[var.slot]}")
+        kinds = []
+        accessor = {F64_SCALAR: "double", F64_VECTOR: "auto&", F64_MATRIX: "auto&", I64_VECTOR: "auto&"}
+        call = {F64_SCALAR: "scalar", F64_VECTOR: "vec", F64_MATRIX: "mat", I64_VECTOR: "idx"}
+        for i, (key, var) in enumerate(p.data.items()):
+            kind = _data_kind(key, var)
+            kinds.append(kind)
+            ident = f"x_{_ident(key)}"
+            self.names[var.slot] = ident if ident not in self.names.values() else f"{ident}_{i}"
+            self.lines.append(f"  const {accessor[kind]} {self.names[var.slot]} = d.{call[kind]}({i});")
+        for e in p.eqns:
+            self.equation(e)
+        if isinstance(p.out, Literal):
+            raise Unsupported("the log-likelihood is a constant: nothing for a C++ library to differentiate")
+        self.lines.append(f"  return {self.names[p.out.slot]};")
+        head = ", ".join(["class G", *(f"class B{k}" for k in range(len(blocks)))])
+        getters = ", ".join(
+            f"g.{'vector' if var.shape else 'scalar'}({k})" for k, (_, var) in enumerate(blocks)
+        )
+        ns = f"adt_p_{NAME_PLACEHOLDER}"
+        body = "\n".join(
+            [
+                f"namespace {ns} {{",
+                f"template <{head}>",
+                f"auto loglik({', '.join([*params, 'const adt::Data& d'])}) {{",
+                *self.lines,
+                "}",
+                "struct Program {",
+                "  template <class G>",
+                "  static auto call(const G& g, const adt::Data& d) {",
+                f"    return loglik<G>({', '.join([getters, 'd']) if getters else 'd'});",
+                "  }",
+                "};",
+                f"}}  // namespace {ns}",
+                f"ADT_EXPORT({NAME_PLACEHOLDER}, {ns}::Program)",
+                *([f"ADT_EXPORT_SOA({NAME_PLACEHOLDER}, {ns}::Program)"] if self.soa else []),
+            ]
+        )
+        digest = hashlib.sha256(body.encode()).hexdigest()[:12]
+        name = f"{_ident(p.name) or 'program'}_{digest}"
+        offsets, sizes, start = [], [], 0
+        for _, var in blocks:
+            size = int(np.prod(var.shape, dtype=int))
+            offsets.append(start)
+            sizes.append(size if var.shape else 0)
+            start += size
+        return Rendered(
+            name=name,
+            body=body.replace(NAME_PLACEHOLDER, name),
+            literals=tuple(self.literals),
+            data_keys=tuple(p.data),
+            data_kinds=tuple(kinds),
+            offsets=tuple(offsets),
+            sizes=tuple(sizes),
+            soa=self.soa,
+        )
+
+
+def render(program: Program, soa_primitives: frozenset[str] = frozenset()) -> Rendered:
+    """``program`` as C++ (see the module docstring). ``soa_primitives``: the primitives a
+    struct-of-arrays instantiation may use (Stan's ``var_value`` support); a program using only
+    these also exports its struct-of-arrays gradient (``ADT_EXPORT_SOA``)."""
+    return _Renderer(program, soa_primitives).render()

@@ -1,0 +1,67 @@
+"""``stan-lpdf``: the hand-written Stan baseline, Stan as its users write it (per problem).
+
+Like ``manual-numba``, written per problem and unsupported for any other: the log-likelihood is a
+call of Stan's analytic vectorised densities (``cpp/stan_lpdf.hpp``), ``normal_lpdf`` for normal,
+``normal_id_glm_lpdf`` for regression and hierarchical (with ``std_normal_lpdf`` for the random
+effects), ``exponential_lpdf`` for exponential, each with ``propto = false`` so that it is the same
+function as the problem's ``loglik``. Stan's reverse mode differentiates it, but these densities
+carry their gradients in closed form: one ``vari`` for a whole density instead of one per element,
+which is what the production library buys over differentiating the expression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engines.core.contract import Unsupported
+from engines.native.render import F64_MATRIX, F64_VECTOR, I64_VECTOR, Rendered
+from engines.native.stan import StanEngine
+from problems.base import Data, Problem
+
+DATA_ORDER = {
+    "normal": ("y",),
+    "regression": ("X", "y"),
+    "exponential": ("x",),
+    "hierarchical": ("X", "g", "y"),
+}
+"""Each hand-written density's data, in the order ``cpp/stan_lpdf.hpp`` reads them."""
+
+
+class StanLpdfEngine(StanEngine):
+    name = "stan-lpdf"
+    tier = "baseline"
+    description = (
+        "hand-written Stan: the analytic vectorised densities (normal_lpdf, normal_id_glm_lpdf, ...)"
+    )
+
+    def supports(self, problem: Problem) -> str | None:
+        if problem.name not in DATA_ORDER or not type(problem).__module__.startswith("problems."):
+            return f"stan-lpdf is written per problem, for {', '.join(DATA_ORDER)} only"
+        return None
+
+    def rendered(self, problem: Problem, data: Data) -> Rendered:
+        if self.supports(problem) is not None:
+            raise Unsupported(self.supports(problem))
+        kinds = {1: F64_VECTOR, 2: F64_MATRIX}
+        keys = DATA_ORDER[problem.name]
+        data_kinds = tuple(
+            I64_VECTOR if np.asarray(data[k]).dtype.kind in "iu" else kinds[np.ndim(data[k])] for k in keys
+        )
+        offsets, sizes, start = [], [], 0
+        for block in problem.blocks(problem.n_of(data)):
+            offsets.append(start)
+            sizes.append(block.size if block.shape else 0)
+            start += block.size
+        return Rendered(
+            name=f"lpdf_{problem.name}",
+            body="",
+            literals=(),
+            data_keys=keys,
+            data_kinds=data_kinds,
+            offsets=tuple(offsets),
+            sizes=tuple(sizes),
+            soa=False,
+        )
+
+    def library(self, rendered: Rendered | None):
+        return super().library(None)
