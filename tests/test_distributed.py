@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.report.data import cells_frame
+from harness.report.render import render_report
 from harness.results import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +101,14 @@ def test_the_cluster_run_has_exactly_the_cells_of_the_local_run_each_with_its_wo
         assert cell["processes"] == 2 and len(cell["vg_process_medians_s"]) == 2
     assert doc["run"]["status"] == "complete"
     assert len(doc["calibration"]["samples"]) == len(doc["calibration"]["machines"]) >= 3
+    # a heterogeneous cluster: the report keeps the cells of two machines apart, one block each
+    for cell in doc["cells"]:
+        if cell["engine"] == "tape":
+            cell["machine"] = "other-8c-64g-linux-x86_64"
+    cells = cells_frame([doc])
+    assert set(cells.machines) == {doc["machine"]["id"], "other-8c-64g-linux-x86_64"}
+    html = render_report(cells)
+    assert "Machine other-8c-64g-linux-x86_64" in html and "Dask workers" in html
 
 
 def test_a_worker_killed_mid_unit_costs_at_most_its_unit_and_the_run_completes(cluster, tmp_path):

@@ -56,6 +56,16 @@ def _versions(info: dict[str, Any]) -> str:
     return text or "–"
 
 
+def _workers(doc: dict[str, Any]) -> dict[str, str]:
+    """A cluster run's workers and their machine ids (the cells' ``machine``); empty for a local run."""
+    workers = doc.get("workers") if isinstance(doc.get("workers"), dict) else {}
+    ids = {}
+    for address, info in workers.items():
+        described = info.get("machine") if isinstance(info, dict) else None
+        ids[str(address)] = str(described.get("id")) if isinstance(described, dict) else "–"
+    return ids
+
+
 def environment_html(docs: list[dict[str, Any]]) -> str:
     """One block per results file, in run order."""
     parts = []
@@ -91,6 +101,7 @@ def environment_html(docs: list[dict[str, Any]]) -> str:
                     ("Versions", machine.get("versions")),
                     ("Threads", machine.get("threads")),
                     ("Settings", doc.get("settings")),
+                    ("Dask workers (adtiers bench --scheduler): the machine of each", _workers(doc)),
                     ("Machine drift (calibration workload)", _calibration(doc)),
                     ("Stability (adtiers stability)", _stability(doc)),
                 )
