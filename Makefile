@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@# valgrind for `adtiers bench --counter instructions`; where it cannot be installed, counting says so.
 	command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }; } || echo "valgrind is missing: apt-get install valgrind"
+	@# ADOL-C for the adolc engine (a Debian package; Stan Math and CppAD come with '.[all]' from PyPI).
+	test -e /usr/include/adolc/adolc.h || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get update -qq && apt-get install -y -qq libadolc-dev >/dev/null; }; } || \
+		echo "ADOL-C is missing (the adolc engine will be unavailable): apt-get install libadolc-dev"
 	touch $(STAMP)
 
 # The report is written even when some cells failed; make still exits with the benchmark's status.
