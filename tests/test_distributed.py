@@ -18,7 +18,7 @@ import pytest
 from harness.cli import main
 from harness.report.data import cells_frame
 from harness.report.render import render_report
-from harness.results import load
+from harness.results import ResultsError, load
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -163,3 +163,48 @@ def test_a_unit_whose_retry_dies_too_is_recorded_as_error_cells_with_the_reason(
     assert cell["status"] == "error" and cell["engine"] == "killer", cell
     assert "its Dask worker died twice" in cell["reason"], cell["reason"]
     assert "retrying once" in output
+
+
+def test_ctrl_c_on_the_client_cancels_the_rest_and_keeps_what_came_back(cluster, tmp_path):
+    cluster, client = cluster
+    out = tmp_path / "dask.json"
+    sizes = ",".join(str(n) for n in range(10, 60))  # far more units than finish before the signal
+    argv = ["bench", "--quick", "--engines", "manual,tape", "--problems", "normal,regression"]
+    argv += ["--sizes", sizes, "--fit-n", "0", "--no-probes", "--no-floor"]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            *argv,
+            "--scheduler",
+            cluster.scheduler_address,
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                if len(load(out)["cells"]) >= 2:
+                    break
+            except ResultsError:  # not written yet
+                pass
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        output = proc.communicate(timeout=60)[0].decode()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, output
+    doc = load(out)
+    assert doc["run"]["status"] == "interrupted" and doc["run"]["finished"]
+    assert 2 <= len(doc["cells"]) < 2 * 2 * 50
+    assert all(c["status"] == "ok" and c["worker"] for c in doc["cells"])
+    assert "interrupted:" in output
