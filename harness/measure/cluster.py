@@ -111,7 +111,12 @@ class ClusterBench(Bench):
         return client
 
     def refresh(self, client: Any) -> None:
-        workers = client.scheduler_info(n_workers=-1)["workers"]
+        """The live workers that offer ``bench``; none while the scheduler does not answer (after
+        ``NO_WORKER_GRACE_S`` of that, ``drain`` records the rest as ``error``)."""
+        try:
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+        except (OSError, TimeoutError):
+            workers = {}
         self.live = sorted(a for a, w in workers.items() if (w.get("resources") or {}).get(RESOURCE, 0) >= 1)
         self.refreshed = time.monotonic()
 
