@@ -155,14 +155,20 @@ def test_a_unit_whose_retry_dies_too_is_recorded_as_error_cells_with_the_reason(
         tmp_path,
         cluster.scheduler_address,
         *argv,
-        engines_from="[__import__('cluster_fakes').DaskWorkerKiller()]",
+        engines_from="[__import__('cluster_fakes').DaskWorkerKiller(), __import__('cluster_fakes').EnvironmentEngine()]",
     )
     assert code == 1, output
     assert doc["run"]["status"] == "complete"
-    [cell] = doc["cells"]
-    assert cell["status"] == "error" and cell["engine"] == "killer", cell
-    assert "its Dask worker died twice" in cell["reason"], cell["reason"]
+    cells = {c["engine"]: c for c in doc["cells"]}
+    assert set(cells) == {"killer", "environment"}
+    assert cells["killer"]["status"] == "error", cells["killer"]
+    assert "its Dask worker died twice" in cells["killer"]["reason"], cells["killer"]["reason"]
     assert "retrying once" in output
+    # the other unit is measured as locally: without what Dask's nanny put in its environment
+    assert cells["environment"]["status"] == "ok", cells["environment"]
+    info = cells["environment"]["info"]
+    assert info["MALLOC_TRIM_THRESHOLD_"] == "unset" and info["PYTHONHASHSEED"] == "unset", info
+    assert info["OMP_NUM_THREADS"] == "1"  # --threads 1, as locally
 
 
 def test_ctrl_c_on_the_client_cancels_the_rest_and_keeps_what_came_back(cluster, tmp_path):

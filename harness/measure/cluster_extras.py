@@ -15,7 +15,7 @@ from typing import Any
 
 from engines.core.contract import Engine
 from harness.measure.cell import CellSettings
-from harness.measure.cluster_unit import describe_machine, started
+from harness.measure.cluster_unit import describe_machine, local_environment, started
 from harness.summary import format_seconds, format_size
 from problems.base import Problem
 
@@ -96,6 +96,7 @@ def run_extras_unit(unit: Extras) -> dict[str, Any]:
     from harness.measure.extras import run_extras
 
     address = started(unit.topic, unit.key)
+    local_environment()
     run_extras(_ExtrasBench(unit), unit.engine)
     return {
         "worker": address,

@@ -19,6 +19,7 @@ environment, SIGINT blocked, ``PR_SET_PDEATHSIG`` so it dies with this Dask work
 stderr kept for the reason of a death), the same ``measure_cell``, the same availability probe,
 asked here, on the machine that measures (a GPU engine is available where a GPU is). The Dask
 worker's thread starts and stops that subprocess itself, as the death signal follows the thread.
+What Dask's nanny added to the environment is taken out first (``local_environment``).
 
 The calibration workload is timed at the start of every unit, on its machine, as the local bench
 times it before every (problem, n) group. A unit says that it started (an event on the run's topic,
@@ -84,6 +85,27 @@ def started(topic: str, key: str) -> str:
     return worker.address
 
 
+def local_environment() -> None:
+    """Undo here what Dask's nanny put in this worker's environment, which its children inherit.
+
+    The nanny starts a worker with ``MALLOC_TRIM_THRESHOLD_=65536`` (glibc returns freed memory to
+    the system far sooner: another allocator behaviour inside the timed calls), ``PYTHONHASHSEED``
+    fixed, and one-thread BLAS variables (which ``--threads`` sets anyway). A local bench's worker
+    has none of them, so a variable whose value is the nanny's is dropped from ``os.environ``
+    before the adtiers worker starts; one set to another value was set on purpose and stays.
+    """
+    import os
+
+    import dask
+
+    nanny: dict[str, Any] = {"PYTHONHASHSEED": "6640"}
+    for name in ("distributed.nanny.pre-spawn-environ", "distributed.nanny.environ"):
+        nanny.update(dask.config.get(name, default={}) or {})
+    for name, value in nanny.items():
+        if os.environ.get(name) == str(value):
+            del os.environ[name]
+
+
 def measure_unit(unit: Unit) -> dict[str, Any]:
     """Measure ``unit`` here: ``{"worker", "machine", "calibration", "availability", "cells"}``.
 
@@ -93,6 +115,7 @@ def measure_unit(unit: Unit) -> dict[str, Any]:
     A process ``k > 0`` stops at a worker that cannot start and leaves the rest out.
     """
     address = started(unit.topic, unit.key)
+    local_environment()
     described = describe_machine(unit.threads)
     reply: dict[str, Any] = {
         "worker": address,
