@@ -137,7 +137,7 @@ class ClusterBench(Bench):
     def run(self) -> int:
         client = self.connect()
         client.subscribe_topic(self.topic, self.events.put)
-        available = self.plan_engines()
+        available, refused = self.plan_engines()
         hosts = [a.rsplit(":", 1)[0] for a in self.live]
         shared = len(set(hosts)) < len(hosts)
         print(
@@ -147,6 +147,8 @@ class ClusterBench(Bench):
             flush=True,
         )
         self.save()
+        for engine, status, reason in refused:
+            self.record_unavailable(engine, status, reason)
         previous = signal.getsignal(signal.SIGTERM)
         try:
             signal.signal(signal.SIGTERM, _interrupt)
@@ -172,9 +174,10 @@ class ClusterBench(Bench):
             client.close()
         return self.finish("complete")
 
-    def plan_engines(self) -> list:
-        """Engines to send out; the others' cells now. Availability is asked on the workers."""
-        available = []
+    def plan_engines(self) -> tuple[list, list]:
+        """The engines to send out, and (engine, status, reason) of the others; availability itself
+        is asked on the workers, where the engine runs."""
+        available, refused = [], []
         for engine in self.engines:
             status = reason = None
             if isinstance(engine, BrokenEngine):
@@ -193,7 +196,7 @@ class ClusterBench(Bench):
             if reason is None:
                 available.append(engine)
             else:
-                self.record_unavailable(engine, status, reason)
+                refused.append((engine, status, reason))
         self.pending = {
             (e.name, p.name, n, k)
             for e in available
@@ -202,7 +205,7 @@ class ClusterBench(Bench):
             for k in range(self.processes)
         }
         self.total = len(self.pending)
-        return available
+        return available, refused
 
     def unit(
         self, engine: Any, problem: Any, sizes: tuple[int, ...], k: int, machine: str | None = None
