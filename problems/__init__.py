@@ -24,12 +24,13 @@ from importlib.metadata import entry_points
 from problems.base import Block, Data, Problem
 from problems.exponential import Exponential
 from problems.hierarchical import Hierarchical
+from problems.logistic import Logistic
 from problems.normal import Normal
 from problems.regression import Regression
 
 ENTRY_POINT_GROUP = "adtiers.problems"
 
-BUILTIN: tuple[Problem, ...] = (Exponential(), Normal(), Regression(), Hierarchical())
+BUILTIN: tuple[Problem, ...] = (Exponential(), Normal(), Regression(), Hierarchical(), Logistic())
 
 
 _BROKEN: dict[str, str] = {}

@@ -127,6 +127,30 @@ def exponential_kernel(theta, x):
     return n * log_rate - rate * sx, grad
 
 
+@numba.njit(cache=True, fastmath=FASTMATH)
+def logistic_kernel(theta, X, y):
+    """One pass over rows: eta_i = alpha + x_i . beta; l += y_i eta_i - softplus(eta_i) and
+    r_i = y_i - sigmoid(eta_i) into the gradient [sum r, X^T r].
+
+    softplus(u) = max(u, 0) + log1p(exp(-|u|)) and sigmoid from exp(-|u|): no overflow at any eta.
+    """
+    n, p = X.shape
+    alpha = theta[0]
+    grad = np.zeros(p + 1)
+    value = 0.0
+    for i in range(n):
+        eta = alpha
+        for j in range(p):
+            eta += X[i, j] * theta[j + 1]
+        e = math.exp(-abs(eta))
+        value += y[i] * eta - (max(eta, 0.0) + math.log1p(e))
+        r = y[i] - (1.0 / (1.0 + e) if eta >= 0.0 else e / (1.0 + e))
+        grad[0] += r
+        for j in range(p):
+            grad[j + 1] += X[i, j] * r
+    return value, grad
+
+
 def _f64(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64)
 
@@ -147,6 +171,7 @@ KERNELS: dict[str, Callable[[Data], ValueAndGrad]] = {
         hierarchical_kernel, _f64(d["X"]), np.ascontiguousarray(d["g"], dtype=np.int64), _f64(d["y"])
     ),
     "exponential": lambda d: bind(exponential_kernel, _f64(d["x"])),
+    "logistic": lambda d: bind(logistic_kernel, _f64(d["X"]), _f64(d["y"])),
 }
 """Problem name -> (data -> per-call ``theta -> (value, gradient)``), the data bound once."""
 
