@@ -26,9 +26,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from engines.native.build import Library
-from engines.native.engine import NativeEngine
+from engines.native.engine import NativeEngine, double_of
 from engines.native.render import Rendered
 
 
@@ -76,3 +77,6 @@ class AdolcEngine(NativeEngine):
             "hess": "adolc_hess",
             "free": "adolc_free",
         }
+
+    def extra_info(self, lib: Library, handle: int) -> dict[str, Any]:
+        return {"tape_equations": int(double_of(lib, "adolc_tape_ops", handle))}

@@ -12,7 +12,10 @@ value) and ``Reverse(1, [1])`` (the gradient): a replay of the recorded operatio
 
 from __future__ import annotations
 
-from engines.native.engine import NativeEngine
+from typing import Any
+
+from engines.native.build import Library
+from engines.native.engine import NativeEngine, double_of
 
 
 class CppadEngine(NativeEngine):
@@ -31,3 +34,6 @@ class CppadEngine(NativeEngine):
             "hess": "cppad_hess",
             "free": "cppad_free",
         }
+
+    def extra_info(self, lib: Library, handle: int) -> dict[str, Any]:
+        return {"tape_equations": int(double_of(lib, "cppad_tape_ops", handle))}

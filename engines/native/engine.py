@@ -101,6 +101,10 @@ class NativeEngine(Engine):
     def rendered(self, problem: Problem, data: Data) -> Rendered:
         return render(programs.get(problem, data), self.soa_primitives)
 
+    def generated_source(self, problem: Problem, data: Data) -> str:
+        """The C++ the engine compiles for ``problem`` (``adtiers show``), without compiling it."""
+        return self.rendered(problem, data).body
+
     def extra_info(self, lib: Library, handle: int) -> dict[str, Any]:
         return {}
 
@@ -235,6 +239,13 @@ def _error_reader(cdll: ctypes.CDLL, engine: str) -> Callable[[], None]:
         raise NativeError(f"{engine}: {last().decode(errors='replace')}")
 
     return raise_last
+
+
+def double_of(lib: Library, symbol: str, handle: int) -> float:
+    """``double symbol(void* handle)``: a figure a library keeps about a prepared handle."""
+    fn = getattr(lib.cdll, symbol)
+    fn.argtypes, fn.restype = [ctypes.c_void_p], ctypes.c_double
+    return fn(handle)
 
 
 def _free(free: Any, handle: int, lock: threading.Lock) -> None:

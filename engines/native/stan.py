@@ -8,7 +8,8 @@ Stan's vectorised functions (``subtract``, ``elt_divide``, ``square``, ``sum``, 
 ``rvalue`` for a gather), and ``lp.grad()`` runs the reverse sweep over the ``vari`` stack. Then
 ``recover_memory()`` empties the arena for the next call (Stan keeps its blocks; they go back to
 the system when the prepared problem is dropped). ``info["arena_bytes"]`` is the arena one call
-used: memory Stan holds between calls, which the rss measure of a later call does not see again.
+used: memory Stan holds between calls, which the rss measure of a later call does not see again;
+``info["graph_nodes"]`` the ``vari``s that call's graph held (about one per element per equation).
 
 The Hessian is Stan's ``hessian`` functional: forward over reverse, ``fvar<var>``, one reverse
 sweep per parameter. The three Stan engines share one shared library (``stan``, ``stan-varmat``,
@@ -17,17 +18,21 @@ sweep per parameter. The three Stan engines share one shared library (``stan``, 
 
 from __future__ import annotations
 
-import ctypes
 from typing import Any
 
 from engines.native.build import Library
-from engines.native.engine import NativeEngine
+from engines.native.engine import NativeEngine, double_of
 
 VARMAT_PRIMITIVES = frozenset(
-    {"add", "sub", "mul", "div", "neg", "exp", "log", "square", "sum", "matvec", "gather", "log1p", "expm1"}
+    {
+        *("add", "sub", "mul", "div", "neg", "exp", "log", "square", "abs", "log1p", "expm1"),
+        *("sigmoid", "log_sigmoid", "sum", "logsumexp", "matvec", "gather"),
+    }
 )
-"""The primitives whose Stan functions take and give ``var_value<Eigen::VectorXd>`` (checked on
-Stan Math 4.9): a program using only these gets a struct-of-arrays instantiation."""
+"""The primitives whose Stan functions take and give ``var_value<Eigen::VectorXd>`` (Stan Math 4.9;
+``tests/test_native.py`` differentiates each): a program using only these gets a struct-of-arrays
+instantiation. Stan 4.9 has no ``var_value`` form of ``fmax`` (maximum) and of ``max``.
+"""
 
 
 class StanEngine(NativeEngine):
@@ -50,6 +55,7 @@ class StanEngine(NativeEngine):
         }
 
     def extra_info(self, lib: Library, handle: int) -> dict[str, Any]:
-        arena = lib.cdll.stan_arena_bytes
-        arena.argtypes, arena.restype = [ctypes.c_void_p], ctypes.c_double
-        return {"arena_bytes": int(arena(handle))}
+        return {
+            "arena_bytes": int(double_of(lib, "stan_arena_bytes", handle)),
+            "graph_nodes": int(double_of(lib, "stan_graph_nodes", handle)),
+        }

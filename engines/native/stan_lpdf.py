@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from engines.core.contract import Unsupported
+from engines.native.libraries import CPP_DIR
 from engines.native.render import F64_MATRIX, F64_VECTOR, I64_VECTOR, Rendered
 from engines.native.stan import StanEngine
 from problems.base import Data, Problem
@@ -62,6 +63,14 @@ class StanLpdfEngine(StanEngine):
             sizes=tuple(sizes),
             soa=False,
         )
+
+    def generated_source(self, problem: Problem, data: Data) -> str:
+        """The hand-written density of ``problem`` (from ``cpp/stan_lpdf.hpp``)."""
+        self.rendered(problem, data)  # Unsupported for other problems
+        text = (CPP_DIR / "stan_lpdf.hpp").read_text()
+        struct = f"struct {problem.name.capitalize()} {{"
+        start = text.rfind("//", 0, text.index(struct))
+        return text[start : text.index("};", start) + 2]
 
     def library(self, rendered: Rendered | None):
         return super().library(None)

@@ -104,6 +104,11 @@ extern "C" {
 __attribute__((visibility("default"))) int adolc_vg(void* h, const double* t, double* o) { return adt::adolc_vg(h, t, o); }
 __attribute__((visibility("default"))) int adolc_val(void* h, const double* t, double* o) { return adt::adolc_val(h, t, o); }
 __attribute__((visibility("default"))) int adolc_hess(void* h, const double* t, double* o) { return adt::adolc_hess(h, t, o); }
+__attribute__((visibility("default"))) double adolc_tape_ops(void* h) {
+  size_t counts[STAT_SIZE];
+  tapestats(static_cast<adt::AdolcHandle*>(h)->tag, counts);
+  return static_cast<double>(counts[NUM_OPERATIONS]);
+}
 __attribute__((visibility("default"))) void adolc_free(void* handle) {
   auto* h = static_cast<adt::AdolcHandle*>(handle);
   removeTape(h->tag, ADOLC_REMOVE_COMPLETELY);

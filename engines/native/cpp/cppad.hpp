@@ -74,6 +74,9 @@ extern "C" {
 __attribute__((visibility("default"))) int cppad_vg(void* h, const double* t, double* o) { return adt::cppad_vg(h, t, o); }
 __attribute__((visibility("default"))) int cppad_val(void* h, const double* t, double* o) { return adt::cppad_val(h, t, o); }
 __attribute__((visibility("default"))) int cppad_hess(void* h, const double* t, double* o) { return adt::cppad_hess(h, t, o); }
+__attribute__((visibility("default"))) double cppad_tape_ops(void* h) {
+  return static_cast<double>(static_cast<adt::CppadHandle*>(h)->f.size_op());
+}
 __attribute__((visibility("default"))) void cppad_free(void* h) { delete static_cast<adt::CppadHandle*>(h); }
 }
 

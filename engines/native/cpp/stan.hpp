@@ -132,7 +132,8 @@ struct SoaGet {
 
 struct StanHandle {
   Data data;
-  double arena_bytes = 0;
+  double arena_bytes = 0;  // the arena's blocks after the last gradient
+  double nodes = 0;        // the varis that gradient's graph held (one per element for a Matrix<var>)
 };
 
 template <class P>
@@ -143,7 +144,9 @@ struct Functor {
 };
 
 inline void remember_arena(StanHandle* h) {
-  h->arena_bytes = static_cast<double>(stan::math::ChainableStack::instance_->memalloc_.bytes_allocated());
+  const auto* stack = stan::math::ChainableStack::instance_;
+  h->arena_bytes = static_cast<double>(stack->memalloc_.bytes_allocated());
+  h->nodes = static_cast<double>(stack->var_stack_.size() + stack->var_nochain_stack_.size());
 }
 
 template <class P>
@@ -215,6 +218,9 @@ __attribute__((visibility("default"))) void stan_free(void* handle) {
 }
 __attribute__((visibility("default"))) double stan_arena_bytes(void* handle) {
   return static_cast<adt::StanHandle*>(handle)->arena_bytes;
+}
+__attribute__((visibility("default"))) double stan_graph_nodes(void* handle) {
+  return static_cast<adt::StanHandle*>(handle)->nodes;
 }
 }
 
