@@ -179,7 +179,10 @@ class NativeEngine(Engine):
         n: int,
         lock,
     ) -> int:
-        arrays = [np.ascontiguousarray(data[k]) for k in rendered.data_keys]
+        arrays = [
+            np.ascontiguousarray(data[k], dtype=np.int64 if kind == I64_VECTOR else None)
+            for k, kind in zip(rendered.data_keys, rendered.data_kinds)
+        ]
         kinds, shapes = [], []
         for key, kind, arr in zip(rendered.data_keys, rendered.data_kinds, arrays):
             expected = {F64_SCALAR: 0, F64_VECTOR: 1, F64_MATRIX: 2, I64_VECTOR: 1}[kind]

@@ -3,7 +3,7 @@
 Like ``manual-numba``, written per problem and unsupported for any other: the log-likelihood is a
 call of Stan's analytic vectorised densities (``cpp/stan_lpdf.hpp``), ``normal_lpdf`` for normal,
 ``normal_id_glm_lpdf`` for regression and hierarchical (with ``std_normal_lpdf`` for the random
-effects), ``exponential_lpdf`` for exponential, each with ``propto = false`` so that it is the same
+effects), ``exponential_lpdf`` for exponential, ``bernoulli_logit_glm_lpmf`` for logistic, each with ``propto = false`` so that it is the same
 function as the problem's ``loglik``. Stan's reverse mode differentiates it, but these densities
 carry their gradients in closed form: one ``vari`` for a whole density instead of one per element,
 which is what the production library buys over differentiating the expression.
@@ -24,8 +24,12 @@ DATA_ORDER = {
     "regression": ("X", "y"),
     "exponential": ("x",),
     "hierarchical": ("X", "g", "y"),
+    "logistic": ("X", "y"),
 }
 """Each hand-written density's data, in the order ``cpp/stan_lpdf.hpp`` reads them."""
+
+INTEGER_DATA = {("logistic", "y")}
+"""Data a density takes as integers (Bernoulli outcomes), though the problem holds them as floats."""
 
 
 class StanLpdfEngine(StanEngine):
@@ -46,7 +50,10 @@ class StanLpdfEngine(StanEngine):
         kinds = {1: F64_VECTOR, 2: F64_MATRIX}
         keys = DATA_ORDER[problem.name]
         data_kinds = tuple(
-            I64_VECTOR if np.asarray(data[k]).dtype.kind in "iu" else kinds[np.ndim(data[k])] for k in keys
+            I64_VECTOR
+            if np.asarray(data[k]).dtype.kind in "iu" or (problem.name, k) in INTEGER_DATA
+            else kinds[np.ndim(data[k])]
+            for k in keys
         )
         offsets, sizes, start = [], [], 0
         for block in problem.blocks(problem.n_of(data)):

@@ -46,9 +46,18 @@ struct Hierarchical {
   }
 };
 
+// y ~ bernoulli_logit_glm(X, alpha, beta); theta = [alpha, beta (p)]; data [X, y (0 or 1)].
+struct Logistic {
+  template <class G>
+  static auto call(const G& g, const adt::Data& d) {
+    return stan::math::bernoulli_logit_glm_lpmf<false>(d.idx(1).zero, d.mat(0), g.scalar(0), g.vector(1));
+  }
+};
+
 }  // namespace adt_lpdf
 
 ADT_EXPORT(lpdf_normal, adt_lpdf::Normal)
 ADT_EXPORT(lpdf_regression, adt_lpdf::Regression)
 ADT_EXPORT(lpdf_exponential, adt_lpdf::Exponential)
 ADT_EXPORT(lpdf_hierarchical, adt_lpdf::Hierarchical)
+ADT_EXPORT(lpdf_logistic, adt_lpdf::Logistic)
