@@ -44,10 +44,12 @@ class Toolchain:
     libs: tuple[str, ...] = ()
     reason: str | None = None
     versions: dict[str, str | None] = field(default_factory=dict)
+    headers: tuple[str, ...] = ()
+    """The preludes this family's source includes (``cpp/``), whose text keys its cache."""
 
     def key_text(self) -> str:
         """What the compile cache is keyed by besides the source: flags, libraries, versions, preludes."""
-        preludes = "".join(p.read_text() for p in sorted(CPP_DIR.glob("*.hpp")))
+        preludes = "".join((CPP_DIR / name).read_text() for name in ("adt.hpp", *self.headers))
         return "\n".join([*self.flags, *self.libs, repr(sorted(self.versions.items())), preludes])
 
 
@@ -102,7 +104,8 @@ def stan() -> Toolchain:
         ),
     }
     flags = (*COMMON_FLAGS, "-DBOOST_DISABLE_ASSERTS", "-D_REENTRANT", f"-I{include}", f"-L{lib}")
-    return Toolchain("stan", "stan.hpp", flags, (f"-Wl,-rpath,{lib}", "-ltbb"), reason, versions)
+    libs = (f"-Wl,-rpath,{lib}", "-ltbb")
+    return Toolchain("stan", "stan.hpp", flags, libs, reason, versions, ("stan.hpp", "stan_lpdf.hpp"))
 
 
 def _cmeel_prefix() -> Path | None:
@@ -152,7 +155,9 @@ def adolc() -> Toolchain:
         )
         adolc_version = found.stdout.strip() or None
     versions |= {"adolc": adolc_version}
-    return Toolchain("adolc", "adolc.hpp", COMMON_FLAGS, ("-ladolc",), reason, versions)
+    return Toolchain(
+        "adolc", "adolc.hpp", COMMON_FLAGS, ("-ladolc",), reason, versions, ("tape.hpp", "adolc.hpp")
+    )
 
 
 TOOLCHAINS = {"stan": stan, "cppad": cppad, "adolc": adolc}

@@ -109,6 +109,12 @@ __attribute__((visibility("default"))) double adolc_tape_ops(void* h) {
   tapestats(static_cast<adt::AdolcHandle*>(h)->tag, counts);
   return static_cast<double>(counts[NUM_OPERATIONS]);
 }
+// The locations every sweep of this tape allocates: the store's size when it was traced.
+__attribute__((visibility("default"))) double adolc_max_lives(void* h) {
+  size_t counts[STAT_SIZE];
+  tapestats(static_cast<adt::AdolcHandle*>(h)->tag, counts);
+  return static_cast<double>(counts[NUM_MAX_LIVES]);
+}
 __attribute__((visibility("default"))) void adolc_free(void* handle) {
   auto* h = static_cast<adt::AdolcHandle*>(handle);
   removeTape(h->tag, ADOLC_REMOVE_COMPLETELY);
