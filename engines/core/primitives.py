@@ -165,14 +165,19 @@ def _logsumexp_vjp(g: Any, ans: Any, x: Any) -> Any:
 
 
 def sigmoid(x: Any) -> Any:
-    """1 / (1 + exp(-x)) as exp(min(x, 0)) / (1 + exp(-|x|)): no exp of a positive number, so
-    nothing overflows, and each side keeps its relative precision (no ``where``)."""
-    return np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))
+    """1 / (1 + exp(-x)) as exp(min(x, 0)) / (1 + exp(min(x, -x))): no exp of a positive number,
+    so nothing overflows, and each side keeps its relative precision (no ``where``).
+
+    -|x| is written min(x, -x), not -abs(x): equal for real x, but for complex x numpy's abs is the
+    modulus (not analytic) while min picks x or -x by real part, the analytic continuation, so
+    complex-step differentiation through this forward stays exact."""
+    return np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(np.minimum(x, -x)))
 
 
 def log_sigmoid(x: Any) -> Any:
-    """log sigmoid(x) = -log(1 + exp(-x)) as min(x, 0) - log1p(exp(-|x|)): exact for large |x|."""
-    return np.minimum(x, 0.0) - np.log1p(np.exp(-np.abs(x)))
+    """log sigmoid(x) = -log(1 + exp(-x)) as min(x, 0) - log1p(exp(min(x, -x))): exact for large
+    |x|; min(x, -x) rather than -abs(x) for the reason given in ``sigmoid``."""
+    return np.minimum(x, 0.0) - np.log1p(np.exp(np.minimum(x, -x)))
 
 
 def _sigmoid_vjp(g: Any, ans: Any, x: Any) -> Any:
