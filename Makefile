@@ -13,6 +13,10 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@# R with TMB for the tmb engines (Debian's r-cran-tmb), before pip: rpy2 builds against R.
+	Rscript -e 'library(TMB)' >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get update -qq && apt-get install -y -qq r-cran-tmb >/dev/null; }; } || \
+		echo "R/TMB is missing (the tmb engines will be unavailable): apt-get install r-cran-tmb"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[all]'
 	@# valgrind for `adtiers bench --counter instructions`; where it cannot be installed, counting says so.
 	command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \

@@ -45,6 +45,8 @@ BUILTIN: dict[str, str] = {
     "stan-lpdf": "engines.native.stan_lpdf:StanLpdfEngine",
     "cppad": "engines.native.cppad:CppadEngine",
     "adolc": "engines.native.adolc:AdolcEngine",
+    "tmb": "engines.native.tmb:TmbEngine",
+    "tmb-tmbad": "engines.native.tmb:TmbTmbadEngine",
     "null": "engines.baselines.null:NullEngine",
 }
 

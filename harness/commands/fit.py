@@ -43,4 +43,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"{problem.name}, n = {args.n}, engine {engine.name}")
     print(result.table())
+    own = result.extra.get("engine_stderr")
+    if own is not None:  # the engine's own standard errors at the same optimum (TMB's sdreport)
+        print(f"\n{engine.name}'s own standard errors at this optimum, beside ours:")
+        print(f"{'parameter':<14} {'ours':>12} {engine.name:>12} {'rel. diff':>10}")
+        for name, ours, theirs in list(zip(result.names, result.stderr, own))[:20]:
+            print(f"{name:<14} {ours:>12.6g} {theirs:>12.6g} {abs(ours - theirs) / abs(theirs):>10.2g}")
     return 0 if result.converged else 1

@@ -9,6 +9,9 @@ instead, and SE_j = sqrt([H^-1]_jj), a covariance only where f is a negative log
 H comes from the engine's own second-order AD where it has one (``Prepared.hessian``), else from
 central differences of its gradient, H[:, j] ~ (g(theta + h e_j) - g(theta - h e_j)) / 2h,
 symmetrised; the result says which. This is the vignette's ``fit`` and ``summary(result)``.
+
+An engine with standard errors of its own (TMB's ``sdreport``) exposes ``info["stderr_at"](theta)``;
+they are taken at the same optimum and kept as ``extra["engine_stderr"]``, to be shown beside ours.
 """
 
 from __future__ import annotations
@@ -130,6 +133,10 @@ def fit(
         errors = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
     except np.linalg.LinAlgError:
         errors = np.full(truth.size, np.nan)
+    extra = {"seconds_optimise": optimised}
+    own_stderr = prepared.info.get("stderr_at")  # the engine's own standard errors (TMB's sdreport)
+    if stderr and callable(own_stderr) and opt.success:
+        extra["engine_stderr"] = np.asarray(own_stderr(opt.x), dtype=np.float64)
     return FitResult(
         problem=problem.name,
         engine=engine.name,
@@ -146,7 +153,7 @@ def fit(
         hessian_method=method,
         seconds=time.perf_counter() - started,
         seconds_prepare=seconds_prepare,
-        extra={"seconds_optimise": optimised},
+        extra=extra,
         sense=problem.sense,
     )
 
