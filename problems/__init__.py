@@ -23,6 +23,7 @@ from importlib.metadata import entry_points
 
 from problems.base import Block, Data, Problem
 from problems.exponential import Exponential
+from problems.gp import GaussianProcess
 from problems.hierarchical import Hierarchical
 from problems.logistic import Logistic
 from problems.normal import Normal
@@ -30,7 +31,14 @@ from problems.regression import Regression
 
 ENTRY_POINT_GROUP = "adtiers.problems"
 
-BUILTIN: tuple[Problem, ...] = (Exponential(), Normal(), Regression(), Hierarchical(), Logistic())
+BUILTIN: tuple[Problem, ...] = (
+    Exponential(),
+    Normal(),
+    Regression(),
+    Hierarchical(),
+    Logistic(),
+    GaussianProcess(),
+)
 
 
 _BROKEN: dict[str, str] = {}

@@ -56,6 +56,15 @@ class Problem:
     default_n: int = 100
     sense: str = "maximise"
     size_word: str = "observations"
+    max_n: int | None = None
+    """The largest size the benchmark runs the problem at (None: any); larger cells are ``skipped``."""
+    tolerance: float = 0.0
+    """A floor under every engine's tolerance in the correctness gate (0: the engine's own), for a
+    problem whose conditioning limits every engine alike, the reference included (``gp``)."""
+    hard_fd_rtol: float = 1e-6
+    """How closely central differences of ``reference``'s value can confirm its gradient at the hard
+    point (the references' finite-difference test); a nearly singular problem's value carries rounding
+    noise that a difference quotient magnifies by 1/h (``gp``)."""
 
     # ---- hooks a problem implements -------------------------------------------------------
     def blocks(self, n: int) -> list[Block]:

@@ -37,6 +37,8 @@ def _source(name: str, n: int = 50) -> str:
 
 def test_every_primitive_has_its_templates():
     for prim in PRIMITIVES.values():
+        if prim.kind == "linalg":
+            continue  # no scalar template for a factorisation: the plan says unsupported (gp's cells)
         templates = templates_of(prim)
         assert len(templates["adjoint"]) == prim.arity, prim.name
 

@@ -181,7 +181,11 @@ def test_the_kernel_body_is_the_compiled_engines_loop_body(name):
     """One table of templates, two backends: every statement of the CPU backend's loops, other than
     its serial reductions (``acc = (acc + term)``) and scatter-adds, appears verbatim in a kernel."""
     problem = PROBLEMS[name]
-    cpu = render_cpu(plan(trace(problem.loglik, problem.blocks(20), problem.make_data(20, 0), name)))
+    program = trace(problem.loglik, problem.blocks(20), problem.make_data(20, 0), name)
+    try:
+        cpu = render_cpu(plan(program))
+    except Unsupported as err:
+        pytest.skip(f"{name} has no one-pass plan: {err}")
     kernels = _source(name)
     shared = [line for line in _loop_bodies(cpu) if "+=" not in line and not _is_serial_sum(line)]
     assert shared and all(line in kernels for line in shared), [s for s in shared if s not in kernels]

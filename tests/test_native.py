@@ -108,7 +108,10 @@ def all_primitives(request):
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 def test_rendered_source_does_not_depend_on_n(problem):
     p = PROBLEMS[problem]
-    small = render(programs.get(p, p.make_data(10, 0)))
+    try:
+        small = render(programs.get(p, p.make_data(10, 0)))
+    except Unsupported as err:  # gp: no C++ form of its matrix primitives, said before any compile
+        pytest.skip(str(err))
     large = render(programs.get(p, p.make_data(3000, 0)))
     assert small.body == large.body and small.name == large.name
     if small.literals:  # -n and its kin: read at run time, not compiled in

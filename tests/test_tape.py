@@ -266,6 +266,8 @@ def test_shared_buffers_and_fusion_match_the_plain_replay(name, n):
     """Every problem at every check point, twice in a row: a buffer handed to two live values
     would change a value or a gradient element."""
     problem = PROBLEMS[name]
+    if name == "gp" and n > 200:
+        pytest.skip("gp is n^3 with n x n matrices: n = 200 covers its buffers")
     data = problem.make_data(n, 0)
     program = _program(name, n)
     fast, plain = Replay(program, data), _plain(program, data)
@@ -277,7 +279,8 @@ def test_shared_buffers_and_fusion_match_the_plain_replay(name, n):
             ref_value, ref_grad = plain.value_and_grad(theta)
             assert value == pytest.approx(ref_value, rel=1e-12), point
             np.testing.assert_allclose(grad, ref_grad, rtol=1e-11, atol=1e-11, err_msg=point)
-            np.testing.assert_allclose(grad, problem.reference(theta, data)[1], rtol=1e-8, atol=1e-8)
+            tol = max(1e-8, problem.tolerance)
+            np.testing.assert_allclose(grad, problem.reference(theta, data)[1], rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("name", ["regression", "hierarchical"])

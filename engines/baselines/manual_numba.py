@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from engines.baselines.manual_numba_gp import gp_kernel
 from engines.core.contract import Engine, Prepared
 from engines.core.threads import set_numba_threads
 from problems.base import LOG_2PI, Data, Problem
@@ -172,6 +173,7 @@ KERNELS: dict[str, Callable[[Data], ValueAndGrad]] = {
     ),
     "exponential": lambda d: bind(exponential_kernel, _f64(d["x"])),
     "logistic": lambda d: bind(logistic_kernel, _f64(d["X"]), _f64(d["y"])),
+    "gp": lambda d: bind(gp_kernel, _f64(d["D"]), _f64(d["y"])),
 }
 """Problem name -> (data -> per-call ``theta -> (value, gradient)``), the data bound once."""
 

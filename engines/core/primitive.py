@@ -85,6 +85,9 @@ class Primitive:
     doc: str = ""
     examples: Callable[[np.random.Generator], list[tuple[Any, ...]]] | None = None
     templates: dict[str, Any] = field(default_factory=dict, compare=False)
+    out_shape: Callable[..., tuple[int, ...]] | None = field(default=None, compare=False)
+    """The output shape from the operands' shapes, for tracers (the tape), where the forward on
+    zeros cannot give it (a Cholesky factor of zeros does not exist); None: the forward's on zeros."""
 
     @property
     def arity(self) -> int:

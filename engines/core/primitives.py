@@ -64,6 +64,7 @@ from engines.core.primitive import Rule as Rule
 from engines.core.primitive import call as call
 from engines.core.primitive import unbroadcast as unbroadcast
 from engines.core.primitive import vjp as vjp
+from engines.core.primitives_linalg import LINALG
 
 
 def _square_vjp(g: Any, ans: Any, x: Any, *, out: np.ndarray | None = None) -> Any:
@@ -196,14 +197,23 @@ _STABLE_SIGMOID_NEG = "(math.exp(min(-{x}, 0.0)) / (1.0 + math.exp(-abs({x}))))"
 
 
 def _binary_examples(rng: np.random.Generator) -> list[tuple[Any, ...]]:
-    """Vector-vector, scalar-vector and vector-scalar: the broadcasting the problems use."""
+    """Vector-vector, scalar-vector and vector-scalar: the broadcasting the problems use; then
+    matrix-matrix and scalar-matrix, as a kernel matrix is built (``gp``)."""
     v, w = rng.uniform(0.5, 2.0, 5), rng.uniform(0.5, 2.0, 5)
-    return [(v, w), (np.float64(1.3), w), (v, np.float64(0.7)), (np.float64(1.3), np.float64(0.7))]
+    a, b = rng.uniform(0.5, 2.0, (3, 4)), rng.uniform(0.5, 2.0, (3, 4))
+    return [
+        (v, w),
+        (np.float64(1.3), w),
+        (v, np.float64(0.7)),
+        (np.float64(1.3), np.float64(0.7)),
+        (a, b),
+        (np.float64(1.3), b),
+    ]
 
 
 def _unary_examples(rng: np.random.Generator) -> list[tuple[Any, ...]]:
-    """Positive inputs, so that log is inside its domain."""
-    return [(rng.uniform(0.5, 2.0, 5),), (np.float64(1.3),)]
+    """Positive inputs, so that log is inside its domain: a vector, a scalar and a matrix."""
+    return [(rng.uniform(0.5, 2.0, 5),), (np.float64(1.3),), (rng.uniform(0.5, 2.0, (3, 4)),)]
 
 
 _TABLE = [
@@ -412,7 +422,7 @@ _TABLE = [
     ),
 ]
 
-PRIMITIVES: Mapping[str, Primitive] = Table({p.name: p for p in _TABLE}, outside=True)
+PRIMITIVES: Mapping[str, Primitive] = Table({p.name: p for p in _TABLE + LINALG}, outside=True)
 """Every primitive by name, outside ones included. A problem's ``loglik`` may use exactly these."""
 
 ALL_PRIMITIVES: Mapping[str, Primitive] = Table(

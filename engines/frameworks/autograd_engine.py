@@ -29,7 +29,22 @@ def autograd_ops() -> Ops:
     def log_sigmoid(x: Any) -> Any:
         return -anp.logaddexp(0.0, -x)
 
+    from autograd.scipy import linalg
+
+    def cholesky(a: Any) -> Any:
+        return anp.linalg.cholesky(0.5 * (a + anp.transpose(a)))
+
+    def solve_triangular(chol: Any, b: Any) -> Any:
+        return linalg.solve_triangular(chol, b, lower=True)
+
     extra = {"logsumexp": special.logsumexp, "sigmoid": special.expit, "log_sigmoid": log_sigmoid}
+
+    def diagonal(a: Any) -> Any:
+        """Indexing rather than ``anp.diagonal``, whose gradient autograd has for the last two axes only."""
+        idx = anp.arange(a.shape[0])
+        return a[idx, idx]
+
+    extra |= {"cholesky": cholesky, "solve_triangular": solve_triangular, "diagonal": diagonal}
     return Ops.like_numpy("autograd", anp, extra)
 
 

@@ -44,8 +44,14 @@ def jax_ops() -> Ops:
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
+    import jax.scipy.linalg as jsl
+
     nn = {"logsumexp": jax.nn.logsumexp, "sigmoid": jax.nn.sigmoid, "log_sigmoid": jax.nn.log_sigmoid}
-    return Ops.like_numpy("jax", jnp, nn)
+    linalg = {
+        "cholesky": jnp.linalg.cholesky,  # of (A + A^T) / 2, as the table's (symmetrize_input)
+        "solve_triangular": functools.partial(jsl.solve_triangular, lower=True),
+    }
+    return Ops.like_numpy("jax", jnp, nn | linalg)
 
 
 class JaxEngine(Engine):

@@ -46,7 +46,14 @@ def torch_ops() -> Ops:
     def logsumexp(x: Any) -> Any:
         return torch.logsumexp(x.reshape(-1), 0)
 
+    def cholesky(a: Any) -> Any:
+        return torch.linalg.cholesky(0.5 * (a + a.mT))
+
+    def solve_triangular(chol: Any, b: Any) -> Any:
+        return torch.linalg.solve_triangular(chol, b.unsqueeze(-1), upper=False).squeeze(-1)
+
     extra = {"maximum": maximum, "logsumexp": logsumexp, "log_sigmoid": torch.nn.functional.logsigmoid}
+    extra |= {"cholesky": cholesky, "solve_triangular": solve_triangular}
     return Ops.like_numpy("torch", torch, extra)
 
 

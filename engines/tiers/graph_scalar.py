@@ -114,6 +114,11 @@ def apply(prim: Primitive, *args: Any) -> Any:
             f"graph-scalar has no scalar form of primitive {prim.name!r} (kind {prim.kind!r}); "
             "the graph engine takes it as a whole array"
         )
+    if any(np.ndim(a) > 1 for a in args if not isinstance(a, Vector)):
+        raise Unsupported(
+            f"graph-scalar has no scalar form of a matrix operand (primitive {prim.name!r}): its values "
+            "are scalars and lists of scalars; the graph engine takes matrices as whole arrays"
+        )
     vectors = [a for a in args if _is_vector(a)]
     if not vectors:
         return scalar_apply(prim, *args)

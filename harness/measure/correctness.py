@@ -111,7 +111,8 @@ def check_cell(
 
     An engine that raises ``Unsupported`` gives a result with ``unsupported`` set (not failed).
     """
-    result = CheckResult(problem.name, engine.name, n, tolerance=engine.tolerance)
+    tolerance = max(engine.tolerance, getattr(problem, "tolerance", 0.0))
+    result = CheckResult(problem.name, engine.name, n, tolerance=tolerance)
     try:
         data = problem.make_data(n, seed) if data is None else data
         prepared = engine.prepare(problem, data) if prepared is None else prepared

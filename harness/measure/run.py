@@ -296,7 +296,11 @@ class Bench:
             ):
                 self.pending.discard((*key, k))
                 return  # only cells that were ok are measured again, by a worker that starts
-        elif why := self.broken.get(engine.name) or self.blocked.get((engine.name, problem.name)):
+        elif why := (
+            self.broken.get(engine.name)
+            or self.blocked.get((engine.name, problem.name))
+            or above_largest_size(problem, n)
+        ):
             status = "error" if engine.name in self.broken else "skipped"
             self.drop_pending(key)
             cell = self.add(engine, problem, n, {"status": status, "reason": why})
@@ -393,3 +397,12 @@ def _interrupt(signum: int, frame: Any) -> None:
 def _clock(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def above_largest_size(problem: Any, n: int) -> str | None:
+    """Why ``n`` is beyond the problem's ``max_n`` (a size it is not run at, such as ``gp``'s n x n
+    matrices past n = 2000), or None."""
+    largest = getattr(problem, "max_n", None)
+    if largest is None or n <= largest:
+        return None
+    return f"n={format_size(n)} is above {problem.name}'s largest size n={format_size(largest)}"

@@ -223,6 +223,8 @@ def _out_shape(prim: Primitive, atoms: list[Atom]) -> tuple[int, ...]:
     from the value of its length operand, a constant). A kind the tape does not know (an outside
     primitive's) gets the shape of its NumPy forward on zeros of the operands' shapes."""
     shapes = [a.shape for a in atoms]
+    if prim.out_shape is not None:
+        return tuple(prim.out_shape(*shapes))
     if prim.kind not in _KNOWN_KINDS:
         probe = [a.value if isinstance(a, Literal) else np.zeros(a.shape, a.dtype) for a in atoms]
         return tuple(np.shape(prim.forward(*probe)))
