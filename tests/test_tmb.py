@@ -174,3 +174,25 @@ def test_without_rpy2_the_engines_name_the_pip_command(monkeypatch):
 def test_versions_name_r_tmb_and_rpy2():
     v = _engine("tmb-tmbad").versions()
     assert v["TMB"] and v["R"] and v["rpy2"] and v["tmb-framework"] == "TMBad"
+
+
+def test_the_report_shows_both_times_and_places_tmb_by_the_in_r_time():
+    from harness.report.data import cells_frame
+    from harness.report.tiers import in_runtime_html, tier_table_html
+
+    cell = {"problem": "normal", "n": 10, "status": "ok", "tier": "2", "value_median_s": 5e-5}
+    doc = {
+        "run": {"id": "r1", "status": "complete", "started": "2026-12-03T00:00:00"},
+        "machine": {"id": "m1"},
+        "engines": {"tmb": {"language": "C++"}},
+        "cells": [
+            {**cell, "engine": "tmb", "vg_median_s": 72e-6, "info": {"in_r_vg_seconds": 29e-6}},
+            {**cell, "engine": "manual", "tier": "baseline", "vg_median_s": 10e-6},
+        ],
+    }
+    frame = cells_frame([doc]).frame
+    assert frame.set_index("engine").loc["tmb", "in_r_vg_s"] == pytest.approx(29e-6)
+    both = in_runtime_html(frame[frame["timed"]])
+    assert "72" in both and "29" in both and "in R" in both and "from Python" in both
+    tiers = tier_table_html(frame, ["tmb", "manual"])
+    assert "29.0 µs tmb (in R)" in tiers or "29 µs tmb (in R)" in tiers

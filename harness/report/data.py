@@ -105,6 +105,9 @@ def cells_frame(docs: list[dict[str, Any]]) -> Cells:
     frame["size_word"] = [words.get(p, "observation") for p in frame["problem"]]
     languages = engine_languages(docs)
     frame["language"] = [languages.get(e, "Python") for e in frame["engine"]]
+    # an engine that also times its gradient inside its own runtime (TMB: obj$fn + obj$gr in R)
+    infos = frame["info"] if "info" in frame else [None] * len(frame)
+    frame["in_r_vg_s"] = [i.get("in_r_vg_seconds") if isinstance(i, dict) else None for i in infos]
     for column in frame.columns:
         if (
             column.endswith(("_s", "_bytes", "_rounds", "_iterations"))

@@ -66,6 +66,8 @@ ENGINE_TIERS: dict[str, tuple[str, str]] = {
     "stan-varmat": ("0", "Stan Math reverse mode, struct-of-arrays (var_value<VectorXd>): C++"),
     "cppad": ("1", "CppAD: recorded once into an ADFun, Forward(0) and Reverse(1) per call: C++"),
     "adolc": ("1", "ADOL-C: a tape of op codes traced once, zos_forward and fos_reverse per call: C++"),
+    "tmb": ("2", "TMB (R) on CppAD: the tape as a TMB template, MakeADFun; timed in R and through rpy2"),
+    "tmb-tmbad": ("2", "TMB (R) on TMBad, its newer AD library; timed in R and through rpy2"),
     "stan-lpdf": (
         "baseline",
         "Stan's analytic vectorised densities (normal_lpdf, ...), as its users write it: C++",
@@ -146,10 +148,14 @@ def tier_table_html(frame: Any, engines: list[str]) -> str:
                 at = ok[(ok["problem"] == problem) & (ok["n"] == n) & ok["engine"].isin(members)]
                 if at.empty:
                     continue
-                best = at.loc[at["vg_median_s"].idxmin()]
-                vs = best["vg_median_s"] / ref[(problem, n)] if (problem, n) in ref.index else None
+                # an engine timed inside its own runtime (TMB in R) is placed by that time
+                own = at["in_r_vg_s"] if "in_r_vg_s" in at else pd.Series(float("nan"), index=at.index)
+                at = at.assign(speed_s=own.fillna(at["vg_median_s"]), in_r=own.notna())
+                best = at.loc[at["speed_s"].idxmin()]
+                vs = best["speed_s"] / ref[(problem, n)] if (problem, n) in ref.index else None
+                where = " (in R)" if best["in_r"] else ""
                 lines.append(
-                    f"{problem}: {fmt.seconds(best['vg_median_s'])} {best['engine']}, {fmt.ratio(vs)}"
+                    f"{problem}: {fmt.seconds(best['speed_s'])} {best['engine']}{where}, {fmt.ratio(vs)}"
                 )
             speeds.append(Td("\n".join(lines) or "no timed engine", "speed"))
         label = {"baseline": "hand-written", "?": "unplaced"}.get(tier, f"Tier {tier}")
@@ -178,4 +184,40 @@ def tier_table_html(frame: Any, engines: list[str]) -> str:
         + "<h3>Where each engine sits, and why</h3>"
         + table(["engine", "tier", "what it is", "in this run"], mapping, cls="text")
         + "<p class=muted>An engine not listed takes the tier its results file records.</p>"
+        + in_runtime_html(ok)
+    )
+
+
+def in_runtime_html(ok: Any) -> str:
+    """Both times of an engine that also times itself in its own runtime (TMB: R's clock around
+    ``obj$fn(x); obj$gr(x)``, many calls a round), beside the harness's time of the same value and
+    gradient called from Python (for TMB, through rpy2: what a Python user pays)."""
+    if "in_r_vg_s" not in ok or ok["in_r_vg_s"].isna().all():
+        return ""
+    both = ok[ok["in_r_vg_s"].notna()].sort_values(["engine", "problem", "n"])
+    rows = [
+        [
+            r.engine,
+            r.problem,
+            fmt.size_n(r.n),
+            fmt.seconds(r.vg_median_s),
+            fmt.seconds(r.in_r_vg_s),
+            fmt.ratio(r.vg_median_s / r.in_r_vg_s),
+        ]
+        for r in both.itertuples()
+    ]
+    header = [
+        "engine",
+        "problem",
+        "n",
+        "called from Python (harness)",
+        "in R (R's clock)",
+        "from Python / in R",
+    ]
+    return (
+        "<h3>TMB: called from Python and timed inside R</h3>"
+        + table(header, rows)
+        + "<p class=muted>Both are value and gradient per call. From Python: the harness's median, each"
+        " call crossing into R through rpy2. In R: obj$fn(x); obj$gr(x) in a loop, R's own clock, the"
+        " median of rounds, what an R user of TMB pays. The tier table places TMB by the in-R time.</p>"
     )
