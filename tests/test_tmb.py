@@ -51,6 +51,7 @@ def test_sdreport_standard_errors_agree_with_adtiers_fit(engine, problem):
     assert ours.converged, ours.message
     prepared = e.prepare(p, p.make_data(n, 0))
     theirs = prepared.info["stderr_at"](ours.estimate)
+    assert np.all(np.isfinite(ours.stderr)) and np.all(np.isfinite(theirs))
     np.testing.assert_allclose(theirs, ours.stderr, rtol=1e-6, err_msg=f"{engine} sdreport vs adtiers fit")
 
     with_tmb = fit(e, p, n)

@@ -14,7 +14,9 @@ them all (``TMB::compile``, 40-120 s) and every later one, in any process, loads
 compile cache (``engines.native.build``'s directory, keyed by the source, the flags, the preludes
 and R's, TMB's and g++'s versions). ``prepare`` is ``MakeADFun`` (TMB records its tape there); a
 call is ``c(obj$fn(x), obj$gr(x))``, one crossing from Python into R through rpy2, signs turned
-back to the log-likelihood; the Hessian is ``-obj$he(x)``.
+back to the log-likelihood; the Hessian is ``-obj$he(x)``. ``info["stderr_at"]`` gives
+``sdreport``'s standard errors at a point (``adtiers fit`` shows them beside ours) and
+``info["optimise"]`` runs TMB's own path to a fit, ``nlminb`` on ``obj$fn``/``obj$gr`` inside R.
 
 Two times, both real: a Python user pays the rpy2 crossing (80-200 us) on every call, an R user
 only ``obj$fn`` + ``obj$gr``. The harness times the first as it times every engine; prepare also
@@ -352,7 +354,9 @@ class TmbEngine(Engine):
                 return -np.asarray(r_he(ro.FloatVector(theta))).reshape(theta.size, theta.size)
 
         def stderr_at(theta: np.ndarray) -> np.ndarray:
-            """TMB's ``sdreport`` standard errors at ``theta`` (given as ``par.fixed``)."""
+            """TMB's ``sdreport`` standard errors at ``theta``: ``par.fixed = theta`` and
+            ``hessian.fixed = obj$he(theta)``, TMB's AD Hessian (left to itself sdreport would take
+            ``optimHess``'s finite differences of ``obj$gr``)."""
             with _R_LOCK:
                 return np.asarray(handle.rx2("sdreport")(ro.FloatVector(np.asarray(theta, float))))
 
