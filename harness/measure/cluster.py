@@ -121,7 +121,16 @@ class ClusterBench(Bench):
         self.refreshed = time.monotonic()
 
     def submit(self, client: Any, unit: Unit | Extras) -> Any:
-        where = [a for a in self.live if unit.machine and self.machine_of.get(a) == unit.machine]
+        """Send ``unit`` out; process k > 0 of a series goes to the hosts of process 0's machine.
+
+        The restriction names hosts, not worker addresses: a worker that died and was restarted by
+        its nanny comes back on a new port of the same host, and Dask re-examines a waiting task
+        only against workers its restriction admits, so a task restricted to a dead address
+        (even a loose restriction) would wait forever."""
+        from distributed.comm import get_address_host
+
+        mine = [a for a in self.live if unit.machine and self.machine_of.get(a) == unit.machine]
+        where = sorted({get_address_host(a) for a in mine})
         function: Callable = run_extras_unit if isinstance(unit, Extras) else measure_unit
         return client.submit(
             function,
