@@ -43,6 +43,7 @@ BUILTIN: dict[str, str] = {
     "tensorflow": "engines.frameworks.tensorflow_engine:TensorflowEngine",
     "tensorflow-graph": "engines.frameworks.tensorflow_engine:TensorflowGraphEngine",
     "tensorflow-xla": "engines.frameworks.tensorflow_engine:TensorflowXlaEngine",
+    "enzyme": "engines.frameworks.enzyme_engine:EnzymeEngine",
     "stan": "engines.native.stan:StanEngine",
     "stan-varmat": "engines.native.stan_varmat:StanVarmatEngine",
     "stan-lpdf": "engines.native.stan_lpdf:StanLpdfEngine",
