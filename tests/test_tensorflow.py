@@ -44,3 +44,20 @@ def test_missing_tensorflow_is_a_reason_naming_the_install_command(monkeypatch):
 
 def test_graph_engines_are_placed_in_their_tiers():
     assert [get_engine(n).tier for n in NAMES] == ["0", "1", "2"]
+
+
+def test_memory_is_read_from_tensorflows_own_allocator():
+    """A call that holds a million-double tensor reads at least half its 8 MB, by TensorFlow's accounting or,
+    where its allocator refuses a reset, by rss, and the recorded method says which."""
+    engine = get_engine("tensorflow")
+    if engine.unavailable():
+        pytest.skip(engine.unavailable())
+    import tensorflow as tf
+
+    from harness.measure.memory import peak_memory
+
+    got, method = peak_memory(
+        engine.memory_method, lambda: tf.reduce_sum(tf.ones(1_000_000, tf.float64)).numpy()
+    )
+    assert method == "tensorflow" or method.startswith("rss (tensorflow accounting unavailable")
+    assert got is not None and got >= 4_000_000  # rss counts fresh pages: a lower bound

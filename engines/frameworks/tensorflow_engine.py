@@ -78,7 +78,7 @@ class TensorflowEngine(Engine):
     libraries = ("tensorflow-cpu", "keras")
     tier = "0"
     description = "TensorFlow eager GradientTape, float64: the graph recorded and walked back per call"
-    memory_method = "rss"  # TensorFlow's CPU allocator is invisible to tracemalloc
+    memory_method = "tensorflow"  # its own allocator accounting (harness.measure.memory)
     counter_unsupported = (
         "TensorFlow runs its kernels on threads of its own, which callgrind's per-thread collection does "
         "not see: a count would be the Python dispatch alone"

@@ -9,6 +9,12 @@
   it sees every allocation of the process. It counts pages newly made resident, so memory an
   allocator reuses from its own free lists (glibc arenas, PyTorch's caching) is not seen: a lower
   bound, exact for large fresh allocations.
+- ``tensorflow``: TensorFlow's own allocator accounting on the CPU device
+  (``tf.config.experimental.reset_memory_stats`` then ``get_memory_info``): ``peak - current before``,
+  the tensors the call held at once, allocator reuse included; it does not see NumPy's copies of the
+  result or memory outside TensorFlow's allocator (XLA's compiled buffers are TensorFlow's), so it
+  compares with ``tracemalloc`` for the tensors, not with ``rss``. Where the allocator refuses the
+  reset (seen once its kernels have run), ``rss`` is used and the method recorded says so.
 
 Measured in a call of its own, outside the timed rounds, since tracing slows a call down.
 Returns ``(bytes or None, method actually used)``; None when the method cannot work here.
@@ -61,9 +67,24 @@ def peak_rss(fn: Callable[..., Any], *args: Any) -> tuple[int | None, str]:
     return max(0, _status_kb("VmHWM") - before) * 1024, "rss"
 
 
+def peak_tensorflow(fn: Callable[..., Any], *args: Any) -> tuple[int | None, str]:
+    import tensorflow as tf
+
+    try:
+        gc.collect()
+        tf.config.experimental.reset_memory_stats("CPU:0")
+        before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    except (ValueError, RuntimeError) as err:  # the CPU allocator may refuse a reset: fall back to rss
+        got, method = peak_rss(fn, *args)
+        return got, f"{method} (tensorflow accounting unavailable: {err})"
+    fn(*args)
+    return max(0, tf.config.experimental.get_memory_info("CPU:0")["peak"] - before), "tensorflow"
+
+
 METHODS: dict[str, Callable[..., tuple[int | None, str]]] = {
     "tracemalloc": peak_tracemalloc,
     "rss": peak_rss,
+    "tensorflow": peak_tensorflow,
 }
 
 
