@@ -34,6 +34,7 @@ BUILTIN: dict[str, str] = {
     "gpu": "engines.tiers.tape.gpu:GpuEngine",
     "gpu-f32": "engines.tiers.tape.gpu:GpuFloat32Engine",
     "autograd": "engines.frameworks.autograd_engine:AutogradEngine",
+    "micrograd": "engines.frameworks.micrograd_engine:MicrogradEngine",
     "jax": "engines.frameworks.jax_engine:JaxEngine",
     "jax-eager": "engines.frameworks.jax_engine:JaxEagerEngine",
     "jax-cuda": "engines.frameworks.jax_engine:JaxCudaEngine",
