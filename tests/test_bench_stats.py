@@ -78,7 +78,8 @@ def test_memory_sees_an_8_mb_temporary():
     peak, method = peak_memory("rss", lambda: float(np.ones(8_000_000).sum()))
     if method == "rss":
         assert 60_000_000 <= peak < 80_000_000
-    assert peak_memory("abacus", allocate) == (None, "abacus (unknown method; known: tracemalloc, rss)")
+    peak, why = peak_memory("abacus", allocate)
+    assert peak is None and why.startswith("abacus (unknown method; known: tracemalloc, rss")
 
 
 def test_machine_id_is_the_hardware_class_not_the_host():
