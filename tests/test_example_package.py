@@ -5,6 +5,7 @@ The package is installed with pip into a temporary folder (no network: ``--no-de
 the registry under its entry-point name and pass the conformance kit, exactly as a user's would.
 """
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,8 +61,12 @@ def test_example_engine_in_list_and_check(installed, capsys):
     assert main(["list"]) == 0
     assert "complex-step" in capsys.readouterr().out
     assert main(["check", "--engines", "complex-step", "--sizes", "10"]) == 0
-    # complex step differentiates any analytic loglik, so every registered problem passes
-    assert f"{len(PROBLEMS)} passed, 0 failed, 0 unsupported" in capsys.readouterr().out
+    # complex step differentiates any analytic loglik: every registered problem passes, except those
+    # calling cholesky (NumPy's complex cholesky conjugates), which are unsupported with that reason
+    out = capsys.readouterr().out
+    passed, unsupported = map(int, re.search(r"(\d+) passed, 0 failed, (\d+) unsupported", out).groups())
+    assert passed + unsupported == len(PROBLEMS) and passed >= len(PROBLEMS) - 1
+    assert unsupported == 0 or "conjugated" in out
 
 
 def test_example_package_own_test_runs(installed):
