@@ -263,9 +263,21 @@ function(dll, path, data, theta0, rounds, min_s) {
 
 @functools.cache
 def _r() -> Any:
+    """R embedded through rpy2, with the project's R functions defined.
+
+    Starting R sets ``LD_LIBRARY_PATH`` in this process's environment (R's lib folder, then the
+    system's): R itself no longer needs it once loaded, but every Python started from here afterwards
+    (a worker, a Dask nanny's child) would load the system's libraries before its own and fail
+    (``_ssl``: undefined symbol). So the variable is put back as it was."""
+    before = os.environ.get("LD_LIBRARY_PATH")
     import rpy2.robjects as ro
 
-    return ro, ro.r(_R_CODE)
+    functions = ro.r(_R_CODE)
+    if before is None:
+        os.environ.pop("LD_LIBRARY_PATH", None)
+    else:
+        os.environ["LD_LIBRARY_PATH"] = before
+    return ro, functions
 
 
 def _r_data(rendered: Rendered, data: Data, program: int) -> Any:
