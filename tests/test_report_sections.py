@@ -15,6 +15,28 @@ def test_probes_and_fits_are_shown():
     assert "12 it, 15 grad" in fits and "10 ms" in fits  # the first engine's fit_s of 0.01 s
 
 
+def test_an_engines_own_optimiser_gets_a_row_beside_ours():
+    """A fit record with ``engine_fit`` (TMB's nlminb in R) adds a row "<engine>: own optimiser" whose
+    time is the same prepare plus the engine's own optimiser time, with its gradient evaluations."""
+    doc = make_results(**SMALL)
+    record = next(r for r in doc["fits"] if r["engine"] == "tape" and r["problem"] == "normal")
+    record["engine_fit"] = {
+        "status": "ok",
+        "method": "nlminb inside R",
+        "seconds": 0.004,
+        "converged": True,
+        "message": "relative convergence (4)",
+        "gradient_evaluations": 9,
+        "loglik": -1234.5,
+        "loglik_minus_ours": 1e-9,
+    }
+    fits = render_report(cells_frame([doc])).split('id="fits"')[1].split('id="comparison"')[0]
+    row = fits.split("tape: own optimiser")[1].split("</tr>")[0]
+    assert "5 ms (9 grad)" in row  # prepare 1 ms + 4 ms by the engine's clock
+    assert "nlminb inside R" in row and row.count("–") == 1  # regression has no own fit
+    assert fits.count(": own optimiser") == 1
+
+
 def test_probe_and_fit_strings_are_escaped():
     html = render_report(cells_frame([make_hostile(make_results(**SMALL))]))
     section = html.split('id="flexibility"')[1].split('id="comparison"')[0]

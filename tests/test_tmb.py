@@ -57,6 +57,9 @@ def test_sdreport_standard_errors_agree_with_adtiers_fit(engine, problem):
     with_tmb = fit(e, p, n)
     assert with_tmb.converged, with_tmb.message
     np.testing.assert_allclose(with_tmb.extra["engine_stderr"], with_tmb.stderr, rtol=1e-6)
+    timed = with_tmb.extra["engine_fit"]  # what the report's time-to-fit section shows beside ours
+    assert timed["seconds"] > 0 and timed["gradient_evaluations"] > 0, timed
+    assert abs(timed["loglik_minus_ours"]) < 1e-5 * abs(with_tmb.loglik), timed
     own = prepared.info["optimise"](np.zeros_like(ours.estimate))
     gap = np.max(np.abs(own["estimate"] - ours.estimate) / ours.stderr)
     print(

@@ -378,6 +378,7 @@ class TmbEngine(Engine):
                 out = handle.rx2("nlminb")(ro.FloatVector(np.asarray(theta0, float)))
                 got = {key: np.asarray(out.rx2(key)) for key in out.names}
             return {
+                "method": "nlminb(x0, obj$fn, obj$gr) inside R, R's clock",
                 "seconds": float(got["seconds"][0]),
                 "converged": int(got["convergence"][0]) == 0,
                 "message": str(got["message"][0]),

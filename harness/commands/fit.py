@@ -49,4 +49,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'parameter':<14} {'ours':>12} {engine.name:>12} {'rel. diff':>10}")
         for name, ours, theirs in list(zip(result.names, result.stderr, own))[:20]:
             print(f"{name:<14} {ours:>12.6g} {theirs:>12.6g} {abs(ours - theirs) / abs(theirs):>10.2g}")
+    mine = result.extra.get("engine_fit")
+    if mine is not None:  # the engine's own optimiser from the same start (TMB's nlminb in R)
+        if mine["status"] == "error":
+            print(f"\n{engine.name}'s own optimiser: {mine['reason']}")
+        else:
+            print(
+                f"\n{engine.name}'s own optimiser ({mine['method']}): {mine['seconds']:.3g} s, "
+                f"{mine['gradient_evaluations']} gradient evaluations, {result.objective_name} {mine['loglik']:.10g} "
+                f"({mine['loglik_minus_ours']:+.3g} from ours); {mine['message']}"
+            )
     return 0 if result.converged else 1

@@ -88,4 +88,33 @@ def fits_html(docs: list[dict[str, Any]], engines: list[str]) -> str:
                     Td(text, "", f"prepare {seconds(r.get('prepare_s'))}; log-likelihood {r.get('loglik')}")
                 )
         rows.append(row)
-    return f"<p>n = {esc(', '.join(sizes))}.</p>" + table(["engine", *problems], rows)
+        own = [by_key.get((engine, problem), {}).get("engine_fit") for problem in problems]
+        if any(own):
+            rows.append(
+                [
+                    f"{engine}: own optimiser",
+                    *[_own_fit(by_key.get((engine, p)), o) for p, o in zip(problems, own)],
+                ]
+            )
+    return (
+        f"<p>n = {esc(', '.join(sizes))}. Rows <i>own optimiser</i>: the engine's own path to a fit from the same "
+        "start (TMB: <code>nlminb</code> on <code>obj$fn</code>/<code>obj$gr</code> inside R), its time by its own "
+        "clock plus the same prepare, what a user of that tool waits for.</p>"
+        + table(["engine", *problems], rows)
+    )
+
+
+def _own_fit(record: dict[str, Any] | None, own: dict[str, Any] | None) -> Td:
+    """One cell of an engine's own-optimiser row: prepare + its optimiser's time, its evaluations,
+    and how far its log-likelihood ends from ours (the title)."""
+    if not own:
+        return Td("–", "na")
+    if own.get("status") != "ok":
+        return Td(str(own.get("status")), "na", str(own.get("reason") or own.get("message") or ""))
+    total = float((record or {}).get("prepare_s") or 0.0) + float(own["seconds"])
+    return Td(
+        f"{seconds(total)} ({own.get('gradient_evaluations')} grad)",
+        "",
+        f"{own.get('method')}: {seconds(own['seconds'])} after prepare; log-likelihood {own.get('loglik')} "
+        f"({own.get('loglik_minus_ours'):+.3g} from ours)",
+    )
