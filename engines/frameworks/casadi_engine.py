@@ -235,7 +235,7 @@ class CasadiEngine(Engine):
         @functools.cache
         def hess_function() -> Any:
             hessian, _ = ca.hessian(value, theta)
-            return ca.Function("hess", [theta, *symbols], [hessian])
+            return ca.Function("hessian", [theta, *symbols], [hessian])
 
         def hess(t: np.ndarray) -> np.ndarray:
             return np.asarray(hess_function()(t, *values).full(), dtype=np.float64)
