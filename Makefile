@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml constraints.txt
 	test -e /usr/include/adolc/adolc.h || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get update -qq && apt-get install -y -qq libadolc-dev >/dev/null; }; } || \
 		echo "ADOL-C is missing (the adolc engine will be unavailable): apt-get install libadolc-dev"
+	@# clang for the tinygrad engine: its CPU device compiles the kernels it generates with clang.
+	command -v clang >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get update -qq && apt-get install -y -qq clang >/dev/null; }; } || \
+		echo "clang is missing (the tinygrad engine will be unavailable): apt-get install clang"
 	touch $(STAMP)
 
 # The report is written even when some cells failed; make still exits with the benchmark's status.
