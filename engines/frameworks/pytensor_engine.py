@@ -1,0 +1,163 @@
+"""PyTensor: the problem's ``loglik`` built once as a symbolic graph, differentiated by ``pytensor.grad``.
+
+Two engines share one adapter, one per PyTensor backend:
+
+- ``pytensor``: mode ``FAST_RUN`` with the C linker (``cvm``): the graph rewritten (fused elementwise
+  loops, constant folding, in-place ops) and each node compiled to C by g++.
+- ``pytensor-numba``: mode ``NUMBA``: the same rewritten graph lowered to one numba-jitted function.
+
+Both are Tier 2 (compiled): ``prepare`` builds the graph of l(theta) with theta a symbolic float64
+vector, takes the reverse-mode gradient symbolically (``pytensor.grad`` appends the adjoint graph of
+l to l's own), and compiles one function theta -> (l, dl/dtheta). A call runs that compiled
+program; nothing is traced or recorded per call, and the program does not depend on the values of
+theta. Data arrays are shared variables (set once, not baked into the graph as constants), so the
+compiled code is size-independent; Python numbers (``n``, ``J``) stay constants.
+
+The compiled function computes synchronously and hands back NumPy arrays it owns: each call copies
+them (``float(value)``, ``np.array(grad)``), so a later call cannot overwrite an earlier result.
+The Hessian is ``pytensor.gradient.hessian`` (reverse over reverse, one graph), compiled on first use.
+
+PyTensor keeps its compiled C modules in ``compiledir``, under ``$HOME`` by default: it is pointed at
+``<cache>/pytensor`` (``engines.tiers.tape.compiled.cache_dir``) through ``PYTENSOR_FLAGS`` before
+the first import, unless the user's own ``PYTENSOR_FLAGS`` already names a ``compiledir``. Threads:
+OpenMP off (``openmp=False``) and BLAS through ``threadpoolctl``; numba through its own setting.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+
+from engines.core.contract import Engine, Prepared, Unsupported, module_missing
+from engines.core.ops import Ops, split_data
+from engines.core.threads import set_blas_threads, set_numba_threads
+from problems.base import Data, Problem
+
+INSTALL = "pip install 'pytensor==2.38.2'"
+
+
+def import_pytensor() -> Any:
+    """PyTensor, with its compile cache in the project's cache folder and OpenMP off (one thread)."""
+    from engines.tiers.tape.compiled import cache_dir
+
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    if "compiledir" not in flags and "base_compiledir" not in flags:
+        extra = f"base_compiledir={cache_dir() / 'pytensor'},openmp=False"
+        os.environ["PYTENSOR_FLAGS"] = f"{flags},{extra}" if flags else extra
+    import pytensor
+
+    return pytensor
+
+
+@functools.cache
+def pytensor_ops() -> Ops:
+    """The primitive table as ``pytensor.tensor`` functions: NumPy's names mostly, with PyTensor's own
+    ``logsumexp``, ``sigmoid``, ``log_sigmoid`` (as ``-softplus(-x)``), ``dot`` for ``matvec``, and the
+    linear algebra of ``pytensor.tensor.slinalg`` (``cholesky`` of (A + A^T) / 2, as the table's)."""
+    import_pytensor()
+    import pytensor.tensor as pt
+    from pytensor.tensor import slinalg
+
+    def cholesky(a: Any) -> Any:
+        return slinalg.cholesky(0.5 * (a + a.T), lower=True)
+
+    def solve_triangular(chol: Any, b: Any) -> Any:
+        return slinalg.solve_triangular(chol, b, lower=True)
+
+    def logsumexp(x: Any) -> Any:
+        return pt.logsumexp(x, axis=None)
+
+    extra = {
+        "add": pt.add,
+        "sub": pt.sub,
+        "mul": pt.mul,
+        "div": pt.true_div,
+        "neg": pt.neg,
+        "abs": pt.abs,
+        "max": pt.max,
+        "sum": pt.sum,
+        "logsumexp": logsumexp,
+        "sigmoid": pt.sigmoid,
+        "log_sigmoid": lambda x: -pt.softplus(-x),
+        "matvec": pt.dot,
+        "cholesky": cholesky,
+        "solve_triangular": solve_triangular,
+        "diagonal": pt.diagonal,
+    }
+    return Ops.like_numpy("pytensor", pt, extra)
+
+
+class PytensorEngine(Engine):
+    name = "pytensor"
+    libraries = ("pytensor",)
+    tier = "2"
+    description = "PyTensor graph + pytensor.grad, compiled once by the C backend (FAST_RUN, g++), float64"
+    mode = "FAST_RUN"
+
+    def unavailable(self) -> str | None:
+        if module_missing("pytensor") is not None:
+            return f"pytensor is not installed ({INSTALL})"
+        return None
+
+    def set_threads(self, threads: int) -> None:
+        set_blas_threads(threads)
+
+    def _mode(self) -> Any:
+        from pytensor.compile.mode import get_mode
+
+        return get_mode(self.mode)
+
+    def _prepare(self, problem: Problem, data: Data) -> Prepared:
+        pytensor = import_pytensor()
+        import pytensor.tensor as pt
+
+        ops = pytensor_ops()
+        n = problem.n_of(data)
+        arrays, constants = split_data(data)
+        shared = {k: pytensor.shared(v, name=k) for k, v in arrays.items()}
+        theta = pt.dvector("theta")
+        try:
+            value = problem.loglik(ops, problem.split(theta, n), {**constants, **shared})
+        except (NotImplementedError, TypeError) as err:
+            if isinstance(err, Unsupported):
+                raise
+            raise Unsupported(f"{problem.name}: PyTensor cannot build the graph: {err}") from err
+        value = pt.as_tensor_variable(value).astype("float64")
+        grad = pytensor.grad(value, theta)
+        mode = self._mode()
+        both = pytensor.function([theta], [value, grad], mode=mode)
+        alone = pytensor.function([theta], value, mode=mode)
+
+        def vg(th: np.ndarray) -> tuple[float, np.ndarray]:
+            v, g = both(th)
+            return float(v), np.array(g, dtype=np.float64)
+
+        def val(th: np.ndarray) -> float:
+            return float(alone(th))
+
+        @functools.cache
+        def hessian_function() -> Any:
+            from pytensor.gradient import hessian
+
+            return pytensor.function([theta], hessian(value, theta), mode=mode)
+
+        def hess(th: np.ndarray) -> np.ndarray:
+            """Reverse over reverse: the symbolic Jacobian of the gradient, compiled on first use."""
+            return np.array(hessian_function()(th), dtype=np.float64)
+
+        nodes = len(both.maker.fgraph.apply_nodes)
+        return Prepared(problem, n, vg, val, {"mode": self.mode, "graph_nodes": nodes}, hess)
+
+
+class PytensorNumbaEngine(PytensorEngine):
+    name = "pytensor-numba"
+    libraries = ("pytensor", "numba")
+    description = "PyTensor graph + pytensor.grad, compiled once by the numba backend (mode NUMBA), float64"
+    mode = "NUMBA"
+
+    def set_threads(self, threads: int) -> None:
+        set_blas_threads(threads)
+        set_numba_threads(threads)
