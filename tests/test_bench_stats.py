@@ -82,6 +82,32 @@ def test_memory_sees_an_8_mb_temporary():
     assert peak is None and why.startswith("abacus (unknown method; known: tracemalloc, rss")
 
 
+def test_framework_accounting_sees_a_known_temporary():
+    """PyTorch's profiler sees an 8 MB tensor its caching allocator may reuse (rss would not), and
+    XLA's memory_analysis counts an 8 MB output; without a compiled program ``xla`` falls back to
+    rss and says so."""
+    torch = pytest.importorskip("torch")
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    for _ in range(2):  # the second time the allocator has the block cached
+        peak, method = peak_memory(
+            "torch-profiler", lambda: float(torch.ones(1_000_000, dtype=torch.float64).sum())
+        )
+        assert method == "torch-profiler" and 8_000_000 <= peak < 9_000_000
+    x = np.arange(1_000_000, dtype=np.float32)
+    jitted = jax.jit(lambda v: jnp.sort(v) * 2.0)
+    info = {
+        "xla_memory": lambda v: (lambda m: m.temp_size_in_bytes + m.output_size_in_bytes)(
+            jitted.lower(v).compile().memory_analysis()
+        )
+    }
+    peak, method = peak_memory("xla", jitted, x, info=info)
+    assert method == "xla" and 4_000_000 <= peak < 20_000_000
+    _, method = peak_memory("xla", jitted, x)
+    assert method.startswith("rss") and "no compiled XLA program" in method
+
+
 def test_machine_id_is_the_hardware_class_not_the_host():
     mid = machine_id("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", 8, 31.2, "Linux", "x86_64")
     assert mid == "xeon-platinum-8375c-8c-31g-linux-x86_64"

@@ -96,3 +96,15 @@ def test_aos_against_soa_gives_each_library_its_ratio():
     stan = fmt.ratio(median[("graph-scalar", 1000)] * 0.1 / (median[("graph", 1000)] * 0.05))
     row = [r for r in section.split("<tr>") if f"<th>{fmt.size_n(1000)}</th>" in r][0]
     assert expected in row and stan in row, row
+
+
+def test_the_memory_table_says_what_each_method_counts():
+    """Each method in the table is described once below it, and rss is said to compare with none."""
+    doc = make_results(**SMALL)
+    for cell in doc["cells"]:
+        if cell["engine"] == "torch":
+            cell["mem_method"] = "torch-profiler"
+    memory = render_report(cells_frame([doc])).split('id="memory"')[1].split("</section>")[0]
+    assert "<b>tracemalloc</b>: Python&#x27;s allocation tracer" in memory
+    assert "<b>torch-profiler</b>: PyTorch&#x27;s profiler" in memory
+    assert "<b>rss</b> is a lower bound" in memory and "<b>xla</b>:" not in memory

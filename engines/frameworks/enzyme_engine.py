@@ -13,13 +13,14 @@ Threads: as for JAX (``engines.core.threads.set_xla_threads``). The wheel is for
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from engines.core.contract import Prepared, Unsupported, module_missing
 from engines.core.ops import Ops, split_data
-from engines.frameworks.jax_engine import JaxEngine, jax_ops
+from engines.frameworks.jax_engine import JaxEngine, jax_ops, xla_memory
 from problems.base import Data, Problem
 
 INSTALL = "pip install 'enzyme-ad==0.0.16'"
@@ -83,4 +84,5 @@ class EnzymeEngine(JaxEngine):
         def val(theta: np.ndarray) -> float:
             return float(jax.block_until_ready(value_only(theta, arrays)))
 
-        return Prepared(problem, n, vg, val, {"device": str(device), "jit": True})
+        memory = functools.partial(xla_memory, value_and_grad, arrays=arrays)
+        return Prepared(problem, n, vg, val, {"device": str(device), "jit": True, "xla_memory": memory})

@@ -51,7 +51,22 @@ def jax_ops() -> Ops:
         "cholesky": jnp.linalg.cholesky,  # of (A + A^T) / 2, as the table's (symmetrize_input)
         "solve_triangular": functools.partial(jsl.solve_triangular, lower=True),
     }
-    return Ops.like_numpy("jax", jnp, nn | linalg)
+    loop = {"scan": _lax_scan}  # ops.scan as one scanned loop, traced and compiled once, not unrolled
+    return Ops.like_numpy("jax", jnp, nn | linalg | loop)
+
+
+def _lax_scan(step: Any, carry: Any, xs: Any) -> Any:
+    """``ops.scan`` through ``jax.lax.scan``, whose step returns (carry, output): here no outputs."""
+    import jax
+
+    return jax.lax.scan(lambda c, x: (step(c, x), None), carry, xs)[0]
+
+
+def xla_memory(jitted: Any, theta: np.ndarray, arrays: dict[str, Any]) -> int:
+    """Bytes XLA allocates for one call of the compiled program: temporaries plus outputs, from its
+    ``memory_analysis`` (the arguments exist before the call). Compiles again on first use (cached)."""
+    stats = jitted.lower(theta, arrays).compile().memory_analysis()
+    return int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
 
 
 class JaxEngine(Engine):
@@ -63,7 +78,9 @@ class JaxEngine(Engine):
         "not see: a count would be the Python dispatch alone, the same at every n"
     )
     description = "JAX, jax.jit of value_and_grad, float64 (XLA on the CPU; first call compiles)"
-    memory_method = "rss"  # XLA's allocator is invisible to tracemalloc
+    memory_method = (
+        "xla"  # the compiled program's own accounting; XLA's allocator is invisible to tracemalloc
+    )
     platform = "cpu"
     jit = True
 
@@ -101,7 +118,10 @@ class JaxEngine(Engine):
             """Forward-over-reverse: ``jax.hessian`` is ``jacfwd(jacrev(f))``."""
             return np.asarray(jax.hessian(loglik)(theta, arrays), dtype=np.float64)
 
-        return Prepared(problem, n, vg, val, {"device": str(device), "jit": self.jit}, hess)
+        info: dict[str, Any] = {"device": str(device), "jit": self.jit}
+        if self.jit:
+            info["xla_memory"] = functools.partial(xla_memory, value_and_grad, arrays=arrays)
+        return Prepared(problem, n, vg, val, info, hess)
 
 
 class JaxEagerEngine(JaxEngine):

@@ -91,7 +91,7 @@ class TorchEngine(Engine):
     libraries = ("torch",)
     tier = "framework"
     description = "PyTorch eager autograd, float64, a fresh graph per call (graph-per-call in C++)"
-    memory_method = "rss"  # PyTorch's CPU allocator is invisible to tracemalloc
+    memory_method = "torch-profiler"  # its allocator's own events (invisible to tracemalloc)
     device = "cpu"
     compiled = False
 
@@ -146,6 +146,7 @@ class TorchCudaEngine(TorchEngine):
     name = "torch-cuda"
     description = "PyTorch eager autograd, float64, on the first CUDA device (synchronised per call)"
     device = "cuda"
+    memory_method = "torch-cuda"
 
     def unavailable(self) -> str | None:
         missing = module_missing("torch")

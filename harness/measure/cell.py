@@ -128,7 +128,7 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
             cell["status"] = "ok"
             return cell
         cell["mem_peak_bytes"], cell["mem_method"] = peak_memory(
-            engine.memory_method, prepared.value_and_grad, theta
+            engine.memory_method, prepared.value_and_grad, theta, info=prepared.info
         )
         for kind in SIZE_KINDS:
             if kind in prepared.info:

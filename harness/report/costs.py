@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness import units as fmt
-from harness.report.html import Td, cell_matrix, table
+from harness.report.html import Td, cell_matrix, esc, table
 
 CHEAP_GRADIENT_BOUND = 5.0
 """The cheap-gradient principle: reverse mode costs a small constant times the function, about 4-5x."""
@@ -90,7 +90,35 @@ def memory_html(frame: pd.DataFrame, engines: list[str]) -> str:
                 row.append(_not_timed(cell) if cell is None or not cell["timed"] else Td("–"))
         per = f"{fmt.size_bytes(per_obs)} per {words.get(problem, 'observation')}" if per_obs else "–"
         rows.append([*row, per, method or "–"])
-    return table(header, rows, row_headers=2)
+    methods = {str(m).split(" (")[0] for m in frame.get("mem_method", pd.Series(dtype=object)).dropna()}
+    return table(header, rows, row_headers=2) + _methods_note(methods)
+
+
+MEMORY_METHODS = {
+    "tracemalloc": "Python's allocation tracer: every NumPy and Python buffer the call held at once",
+    "torch-profiler": "PyTorch's profiler (profile_memory): the tensors the call held at once, allocator reuse included",
+    "torch-cuda": "torch.cuda.max_memory_allocated: the CUDA tensors the call held at once",
+    "tensorflow": "TensorFlow's allocator accounting (get_memory_info): the tensors the call held at once",
+    "xla": "XLA's memory_analysis of the compiled program: temporaries plus outputs of one call",
+    "rss": "growth of the peak resident set: pages newly made resident, a lower bound (memory an allocator "
+    "reuses is not seen)",
+}
+
+
+def _methods_note(methods: set[str]) -> str:
+    """Which method each row used, and which compare: the first five count the buffers one call
+    held at once (comparable with one another); rss is a lower bound that compares with none."""
+    items = "".join(
+        f"<li><b>{esc(m)}</b>: {esc(MEMORY_METHODS.get(m, 'not described'))}</li>" for m in sorted(methods)
+    )
+    return (
+        '<p class="methods">Methods in this table (column <i>method</i>): all but <b>rss</b> count the buffers one '
+        "call held at once in the engine's own allocator and compare with one another; <b>rss</b> is a lower bound "
+        "(0 B often means memory reused, not none used) and compares with none of them.</p>"
+        f'<ul class="notes">{items}</ul>'
+        if methods
+        else ""
+    )
 
 
 def correctness_html(frame: pd.DataFrame, engines: list[str]) -> str:
