@@ -251,3 +251,41 @@ class CasadiMxEngine(CasadiEngine):
     name = "casadi-mx"
     description = "CasADi MX: a matrix expression graph (one node per matrix operation), reverse mode once"
     kind = "MX"
+
+
+class CasadiMxCodegenEngine(CasadiMxEngine):
+    """The MX Function written out as C by CasADi's own code generator, compiled with gcc to a shared
+    library at prepare and loaded back through ``casadi.external``: each call runs the compiled
+    value-and-gradient (the C of CasADi's reverse-mode graph), not the virtual machine. The Hessian
+    stays MX's, evaluated by the virtual machine (it is not timed)."""
+
+    name = "casadi-mx-c"
+    tier = "2"
+    description = "CasADi MX value-and-gradient as C from CasADi's code generator, gcc -O2, casadi.external"
+
+    def unavailable(self) -> str | None:
+        import shutil
+
+        if shutil.which("gcc") is None:
+            return "gcc is not installed (apt-get install gcc)"
+        return super().unavailable()
+
+    def callables(self, vg_function: Any, value_function: Any) -> tuple[Any, Any]:
+        """Generate one C file with both Functions, compile it, load each by name."""
+        import shutil
+        import subprocess
+        import tempfile
+
+        import casadi as ca
+
+        folder = tempfile.mkdtemp(prefix="adtiers-casadi-")
+        try:
+            generator = ca.CodeGenerator("adtiers_casadi.c")
+            generator.add(vg_function)
+            generator.add(value_function)
+            source = generator.generate(folder + "/")
+            library = f"{folder}/adtiers_casadi.so"
+            subprocess.run(["gcc", "-O2", "-shared", "-fPIC", source, "-o", library, "-lm"], check=True)
+            return ca.external("vg", library), ca.external("value", library)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # the library stays mapped once loaded
