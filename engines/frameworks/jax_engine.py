@@ -78,9 +78,7 @@ class JaxEngine(Engine):
         "not see: a count would be the Python dispatch alone, the same at every n"
     )
     description = "JAX, jax.jit of value_and_grad, float64 (XLA on the CPU; first call compiles)"
-    memory_method = (
-        "xla"  # the compiled program's own accounting; XLA's allocator is invisible to tracemalloc
-    )
+    memory_method = "xla"  # the program's own accounting (XLA's allocator is invisible to tracemalloc)
     platform = "cpu"
     jit = True
 
