@@ -108,3 +108,21 @@ def test_the_memory_table_says_what_each_method_counts():
     assert "<b>tracemalloc</b>: Python&#x27;s allocation tracer" in memory
     assert "<b>torch-profiler</b>: PyTorch&#x27;s profiler" in memory
     assert "<b>rss</b> is a lower bound" in memory and "<b>xla</b>:" not in memory
+
+
+def test_the_talks_verdicts_stand_beside_the_probes():
+    """A claim the outcome contradicts is marked DIFFERS and counted; one it confirms, agrees; a
+    library whose engines did not run shows no row."""
+    doc = make_results(**SMALL)
+    doc["probes"] += [
+        {"probe": "exception", "engine": "jax", "outcome": "error", "detail": "ConcretizationTypeError"},
+        {"probe": "while-loop", "engine": "jax", "outcome": "correct", "detail": ""},
+        {"probe": "subset-assign", "engine": "jax", "outcome": "correct", "detail": ""},
+    ]
+    section = render_report(cells_frame([doc])).split('id="flexibility"')[1].split('id="fits"')[0]
+    verdicts = section.split("The talk's verdicts against the probes")[1]
+    assert "1 outcome(s) differ" in verdicts
+    row = lambda probe: verdicts.split(f"<td>{probe}</td>")[1].split("</tr>")[0]  # noqa: E731
+    assert "jax: error (agrees)" in row("exception") and "jax: correct (DIFFERS)" in row("while-loop")
+    assert "jax: correct (agrees)" in row("subset-assign")
+    assert "TensorFlow" not in verdicts and "Stan" not in verdicts

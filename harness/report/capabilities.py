@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.report.html import Td, esc, table
+from harness.report.talk_claims import talk_claims_html
 from harness.units import seconds
 
 OUTCOME_CLASS = {"correct": "good", "re-trace": "warn", "wrong": "bad", "error": "na", "unavailable": "na"}
@@ -59,7 +60,7 @@ def flexibility_html(docs: list[dict[str, Any]], engines: list[str]) -> str:
         if r.get("detail") and r.get("outcome") != "unavailable"
     ]
     listed = '<ul class="notes">' + "".join(notes) + "</ul>" if notes else ""
-    return table(["probe", *columns], rows) + listed
+    return table(["probe", *columns], rows) + listed + talk_claims_html(records)
 
 
 def fits_html(docs: list[dict[str, Any]], engines: list[str]) -> str:
