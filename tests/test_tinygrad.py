@@ -22,7 +22,8 @@ def tinygrad():
 
 
 def test_conformance_on_every_problem():
-    check_engine(tinygrad())
+    """The kit on every problem at n = 10 (tests/test_conformance.py runs the sizes 10 and 60 too)."""
+    check_engine(tinygrad(), sizes=(10,))
 
 
 def test_timed_call_waits_and_replays_each_thetas_own_values():
