@@ -62,7 +62,9 @@ def test_sx_grows_per_element_and_mx_per_operation():
     problem = PROBLEMS["normal"]
 
     def nodes(name, n):
-        return _engine(name).prepare(problem, problem.make_data(n)).info["graph_nodes"]
+        info = _engine(name).prepare(problem, problem.make_data(n)).info
+        assert info["work_bytes"] >= 8 * n  # at least one double per datum in CasADi's work vector
+        return info["graph_nodes"]
 
     sx_small, sx_large = nodes("casadi-sx", 100), nodes("casadi-sx", 1000)
     mx_small, mx_large = nodes("casadi-mx", 100), nodes("casadi-mx", 1000)

@@ -223,6 +223,7 @@ class CasadiEngine(Engine):
         vg_function = ca.Function("vg", [theta, *symbols], [value, grad])
         value_function = ca.Function("value", [theta, *symbols], [value])
         info["graph_nodes"] = int(vg_function.n_nodes())
+        info["work_bytes"] = 8 * int(vg_function.sz_w())  # CasADi's own count of its work vector per call
         vg_call, value_call = self.callables(vg_function, value_function)
 
         def vg(t: np.ndarray) -> tuple[float, np.ndarray]:
