@@ -126,3 +126,4 @@ def test_the_talks_verdicts_stand_beside_the_probes():
     assert "jax: error (agrees)" in row("exception") and "jax: correct (DIFFERS)" in row("while-loop")
     assert "jax: correct (agrees)" in row("subset-assign")
     assert "TensorFlow" not in verdicts and "Stan" not in verdicts
+    assert "<b>subset-assign</b>: the probe writes an engine value into a NumPy array" in verdicts

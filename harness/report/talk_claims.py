@@ -54,6 +54,14 @@ LIBRARY_ENGINES = {
     "JAX": ("jax", "jax-eager", "jax-cuda"),
     "Enzyme": ("enzyme",),
 }
+CAVEATS = {
+    "Stan": "adtiers' Stan engines run the recorded tape rendered to C++ (a problem is written once, in Python): "
+    "a probe that needs control flow on theta fails in the recording, before Stan sees it, so these rows measure "
+    "the tape's static control flow, not the Stan language's",
+    "subset-assign": "the probe writes an engine value into a NumPy array (v = np.zeros(3); v[1] = theta^2), what "
+    "NumPy code does; a framework's own functional form (JAX's v.at[1].set, an index_put on a torch tensor) is not "
+    "what it exercises",
+}
 NO_CLAIM = {
     "Enzyme": "the talk's verdicts on Enzyme (Enzyme.jl: no GC, no dynamic dispatch) name none of these probes",
 }
@@ -96,6 +104,8 @@ def talk_claims_html(records: list[dict[str, Any]]) -> str:
         for lib, why in NO_CLAIM.items()
         if set(LIBRARY_ENGINES[lib]) & ran
     ]
+    shown = {str(row[0]) for row in rows} | {str(row[1]) for row in rows}
+    silent += [f"<li><b>{esc(what)}</b>: {esc(why)}</li>" for what, why in CAVEATS.items() if what in shown]
     return (
         "<h3>The talk's verdicts against the probes</h3>"
         f"<p>{differ} outcome(s) differ from what the talk says. A traced engine (jit, tf.function) and an eager "
