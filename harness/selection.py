@@ -6,7 +6,7 @@ import math
 import sys
 
 from engines.core.contract import Engine
-from engines.core.registry import BrokenEngine, engine_names, load_engine
+from engines.core.registry import BrokenEngine, engine_groups, engine_names, load_engine
 from harness.units import size_n
 from problems import PROBLEMS, Problem
 
@@ -53,7 +53,8 @@ def select_problems(names: str | None) -> list[Problem]:
 
 
 def select_engines(names: str | None) -> list[Engine]:
-    """The engines named (default: every registered one), in order.
+    """The engines named (default: every registered one), in order; ``@group`` names a set of them
+    (``@default``, ``@frameworks``, ``@native``, ...: ``expand_groups``).
 
     An engine that cannot be loaded (a broken entry point of an outside package) is a UsageError
     when it was named, since what was asked for cannot run; left to the default it must not stop
@@ -61,17 +62,35 @@ def select_engines(names: str | None) -> list[Engine]:
     warning on stderr, for ``check`` and ``bench`` to show.
     """
     known = engine_names()
-    wanted = split_list(names) or known
+    given = split_list(names) or []
+    wanted = expand_groups(given) or known
     unknown = [n for n in wanted if n not in known]
     if unknown:
         raise UsageError(f"unknown engine(s): {', '.join(unknown)}; known engines: {', '.join(known)}")
     engines = [load_engine(n) for n in wanted]
     for e in engines:
         if isinstance(e, BrokenEngine):
-            if names is not None:
+            if e.name in given:  # named itself, not through a group or the default
                 raise UsageError(f"engine {e.name!r} cannot be loaded: {e.reason}")
             print(f"adtiers: warning: skipping engine {e.name!r}: {e.reason}", file=sys.stderr)
     return engines
+
+
+def expand_groups(names: list[str]) -> list[str]:
+    """Each ``@group`` replaced by its engines (``engines.core.registry.engine_groups``), in order,
+    each engine once; an unknown group is a UsageError naming the known ones."""
+    groups = engine_groups()
+    out: list[str] = []
+    for name in names:
+        if name.startswith("@"):
+            if name[1:] not in groups:
+                raise UsageError(
+                    f"unknown engine group {name!r}; known groups: {', '.join('@' + g for g in groups)}"
+                )
+            out += groups[name[1:]]
+        else:
+            out.append(name)
+    return list(dict.fromkeys(out))
 
 
 def parse_sizes(text: str | None, default: list[int]) -> list[int]:

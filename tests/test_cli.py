@@ -34,6 +34,10 @@ def test_check_passes_on_tier0(capsys):
     "argv,message",
     [
         (["check", "--engines", "nope"], "unknown engine(s): nope; known engines: manual"),
+        (
+            ["check", "--engines", "@nope"],
+            "unknown engine group '@nope'; known groups: @default, @all, @baselines",
+        ),
         (["check", "--problems", "poisson"], "unknown problem(s): poisson; known problems: exponential"),
         (["check", "--sizes", "ten"], "size 'ten' is not a number"),
         (["check", "--sizes", "0"], "not a positive integer"),
@@ -42,6 +46,19 @@ def test_check_passes_on_tier0(capsys):
 def test_bad_names_exit_2_with_the_known_ones(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_engine_groups_expand_in_order_each_engine_once():
+    """``@default`` is the set make bench times; ``@native`` every C++ engine; a name given again by
+    a group is kept once, at its first place."""
+    from engines.core.registry import BUILTIN, DEFAULT_GROUP
+    from harness.selection import select_engines
+
+    assert [e.name for e in select_engines("@default")] == list(DEFAULT_GROUP)
+    named = [e.name for e in select_engines("cppad,@native")]
+    assert named[0] == "cppad" and named.count("cppad") == 1
+    assert set(named) == {n for n, spec in BUILTIN.items() if spec.startswith("engines.native.")}
+    assert set(DEFAULT_GROUP) <= set(BUILTIN)
 
 
 class _WrongEngine(Engine):

@@ -62,6 +62,36 @@ BUILTIN: dict[str, str] = {
 }
 
 
+DEFAULT_GROUP = (
+    "manual",
+    "manual-numba",
+    "graph",
+    "graph-scalar",
+    "tape",
+    "compiled",
+    "jax",
+    "torch",
+    "stan-varmat",
+    "cppad",
+    "tensorflow-graph",
+    "enzyme",
+)
+"""``@default``, what ``make bench`` times: the baselines, every in-house tier, and one engine per
+production library family (the rest are in ``@frameworks`` and ``@native``), the set that fits the
+20-minute fresh-clone budget of a 2-core machine; ``@all`` (``make bench-all``) is every engine."""
+
+
+def engine_groups() -> dict[str, list[str]]:
+    """Named sets of engines, written ``@name`` wherever engines are listed: ``@default``, ``@all``,
+    and by where the built-in lives: ``@baselines``, ``@tiers``, ``@frameworks``, ``@native``;
+    ``@outside`` for entry points."""
+    groups: dict[str, list[str]] = {"default": list(DEFAULT_GROUP), "all": engine_names()}
+    for name, spec in BUILTIN.items():
+        groups.setdefault(spec.split(".")[1], []).append(name)
+    groups["outside"] = [n for n in engine_names() if n not in BUILTIN]
+    return groups
+
+
 def _load(target: object) -> Engine:
     engine = target() if isinstance(target, type) else target
     if not isinstance(engine, Engine):

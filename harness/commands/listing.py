@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from engines.core.contract import TIERS
-from engines.core.registry import BrokenEngine, engine_names, load_engine
+from engines.core.registry import BrokenEngine, engine_groups, engine_names, load_engine
 from harness.measure.availability import probe_engines
 from harness.measure.cell import CellSettings
 from harness.measure.worker import Worker
@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {e.name:<16} {tier:<28} {shown}")
         print(f"  {'':<16} {e.description}")
     _support(engines)
+    print("\nEngine groups (--engines @name; make bench times @default, make bench-all @all):")
+    for group, names in engine_groups().items():
+        if names and group != "all":
+            print(f"  @{group:<15} {', '.join(names)}")
     return 0
 
 
