@@ -73,6 +73,7 @@ DEFAULT_GROUP = (
     "torch",
     "stan-varmat",
     "cppad",
+    "tmb",
     "tensorflow-graph",
     "enzyme",
 )
