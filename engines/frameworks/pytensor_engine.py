@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,9 @@ def import_pytensor() -> Any:
         os.environ["PYTENSOR_FLAGS"] = f"{flags},{extra}" if flags else extra
     import pytensor
 
+    # Without a BLAS to link (pip installs none it can use) the C backend calls NumPy's for ``dot``
+    # and warns once per process; the benchmark's terminal is no place for it (the fact is in the docs).
+    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
     return pytensor
 
 
@@ -86,8 +90,21 @@ def pytensor_ops() -> Ops:
         "cholesky": cholesky,
         "solve_triangular": solve_triangular,
         "diagonal": pt.diagonal,
+        "scan": _scan,
     }
     return Ops.like_numpy("pytensor", pt, extra)
+
+
+def _scan(step: Any, carry: Any, xs: Any) -> Any:
+    """``ops.scan`` as ``pytensor.scan``, PyTensor's own loop: one Scan node whose inner graph is the
+    step (variables the step closes over become its non-sequences); ``pytensor.grad`` differentiates
+    it as a loop run backwards. The outputs are every step's carry; the last is the final carry."""
+    import pytensor
+
+    outputs = pytensor.scan(
+        lambda x, c: step(c, x), sequences=[xs], outputs_info=[carry], return_updates=False
+    )
+    return outputs[-1]
 
 
 class PytensorEngine(Engine):
@@ -129,14 +146,14 @@ class PytensorEngine(Engine):
         grad = pytensor.grad(value, theta)
         mode = self._mode()
         both = pytensor.function([theta], [value, grad], mode=mode)
-        alone = pytensor.function([theta], value, mode=mode)
+        alone = functools.cache(lambda: pytensor.function([theta], value, mode=mode))  # on first use
 
         def vg(th: np.ndarray) -> tuple[float, np.ndarray]:
             v, g = both(th)
             return float(v), np.array(g, dtype=np.float64)
 
         def val(th: np.ndarray) -> float:
-            return float(alone(th))
+            return float(alone()(th))
 
         @functools.cache
         def hessian_function() -> Any:
