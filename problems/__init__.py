@@ -25,6 +25,7 @@ from problems.base import Block, Data, Problem
 from problems.exponential import Exponential
 from problems.gp import GaussianProcess
 from problems.hierarchical import Hierarchical
+from problems.hmm import HiddenMarkov
 from problems.logistic import Logistic
 from problems.normal import Normal
 from problems.regression import Regression
@@ -38,6 +39,7 @@ BUILTIN: tuple[Problem, ...] = (
     Hierarchical(),
     Logistic(),
     GaussianProcess(),
+    HiddenMarkov(),
 )
 
 

@@ -13,6 +13,13 @@ the known ones and how to add one.
 
 Arithmetic operators are sugar for the same primitives: an engine's value class mixes in
 ``Arithmetic`` and ``a + b`` becomes ``ops.add(a, b)``. So a problem may write ``(y - mu) / sigma``.
+
+Loops: ``ops.scan(step, carry, xs)`` is the one higher-order op. It is no primitive and has no
+reverse rule: it returns the final carry of ``carry = step(carry, x_t)`` over the rows x_t of
+``xs`` (its first axis is t), and an engine differentiates whatever the loop runs. Its default,
+used by every namespace that binds none, is the plain Python loop (``python_scan``), so a
+dynamic-graph engine records every step and a tracing engine an unrolled program; a namespace
+binds its own loop construct by giving a ``"scan"`` function (JAX: ``jax.lax.scan``).
 """
 
 from __future__ import annotations
@@ -62,6 +69,18 @@ class Ops:
     def __repr__(self) -> str:
         return f"Ops({self.name})"
 
+    def scan(self, step: Callable[[Any, Any], Any], carry: Any, xs: Any) -> Any:
+        """The final carry of ``carry = step(carry, xs[t])`` for t = 0, ..., len(xs) - 1.
+
+        The default loop (``python_scan``); a namespace that binds ``"scan"`` replaces it (an
+        instance attribute shadows this method)."""
+        return python_scan(self, step, carry, xs)
+
+    @property
+    def scanned(self) -> bool:
+        """Whether ``scan`` is the namespace's own loop construct (True) or the unrolled default."""
+        return "scan" in self.__dict__
+
     @classmethod
     def from_apply(cls, name: str, apply: Callable[..., Any]) -> Ops:
         """Build a namespace in which ``ops.<p>(*args)`` calls ``apply(ALL_PRIMITIVES[p], *args)``."""
@@ -98,6 +117,8 @@ class Ops:
             return function
 
         functions: dict[str, Callable[..., Any]] = {"gather": _index}
+        if "scan" in extra:  # the framework's own loop construct (see the module docstring)
+            functions["scan"] = extra.pop("scan")
         for prim in PRIMITIVES.builtin.values():
             if prim.name not in functions:
                 try:
@@ -105,6 +126,16 @@ class Ops:
                 except Unsupported:
                     pass  # left to __getattr__, which raises it where a problem asks
         return cls(name, functions, resolve)
+
+
+def python_scan(ops: Ops, step: Callable[[Any, Any], Any], carry: Any, xs: Any) -> Any:
+    """``ops.scan``'s default: a Python loop over t, each x_t taken with the ``gather`` primitive
+    (a NumPy row, or one gather node or equation on an engine value), so the loop is unrolled into
+    whatever the engine records; the index is a NumPy integer, which a tape keeps as an integer
+    literal)."""
+    for t in range(len(xs)):
+        carry = step(carry, ops.gather(xs, np.int64(t)))
+    return carry
 
 
 def _index(x: Any, idx: Any) -> Any:

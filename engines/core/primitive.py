@@ -36,7 +36,7 @@ import numpy as np
 
 ENTRY_POINT_GROUP = "adtiers.primitives"
 
-RESERVED = frozenset({"name", "from_apply", "like_numpy"})
+RESERVED = frozenset({"name", "from_apply", "like_numpy", "scan", "scanned"})
 """Attribute names of ``engines.core.ops.Ops`` itself, which a primitive may not take."""
 
 _OUTSIDE: dict[str, Any] = {}

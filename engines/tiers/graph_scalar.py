@@ -106,6 +106,8 @@ def apply(prim: Primitive, *args: Any) -> Any:
         return Vector(_total([scalar_apply(_MUL, aij, xj) for aij, xj in zip(row, x)]) for row in a)
     if prim is _GATHER:
         x, idx = args
+        if np.ndim(idx) == 0:  # one element (ops.scan's step input)
+            return x[int(idx)]
         return Vector(x[i] for i in idx)
     if prim.kind == "reduce":
         return reduce_apply(prim, list(args[0]))
