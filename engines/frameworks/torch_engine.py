@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.contract import Engine, Prepared, module_missing
+from engines.core.contract import Engine, Prepared, Unsupported, module_missing
 from engines.core.ops import Ops, split_data
 from engines.core.threads import set_torch_threads
 from problems.base import Data, Problem
@@ -57,14 +57,34 @@ def torch_ops() -> Ops:
     return Ops.like_numpy("torch", torch, extra)
 
 
-def loglik_function(problem: Problem) -> Callable[..., Any]:
+@functools.cache
+def torch_compile_ops() -> Ops:
+    """``torch_ops`` for ``torch.compile``, whose ``ops.scan`` is unsupported: Dynamo would trace the
+    Python loop unrolled into one graph of every step (18 operations per step for ``hmm``), which
+    inductor takes minutes to compile from a hundred steps on; PyTorch has no stable scan to bind."""
+    ops = torch_ops()
+
+    def scan(step: Any, carry: Any, xs: Any) -> Any:
+        raise Unsupported(
+            "torch.compile would unroll ops.scan's Python loop into one graph of every step "
+            "(minutes of inductor compile from T = 100 on); PyTorch has no stable scan construct to bind"
+        )
+
+    functions = {
+        **{k: v for k, v in vars(ops).items() if not k.startswith("_") and k != "name"},
+        "scan": scan,
+    }
+    return Ops("torch-compile", functions, ops._resolve)
+
+
+def loglik_function(problem: Problem, ops: Ops | None = None) -> Callable[..., Any]:
     """``loglik(theta, arrays, constants)`` for ``problem``, with a code object of its own.
 
     torch.compile keeps its compiled variants, and its recompile limit, per code object; a fresh code
     object per problem (named ``loglik_<problem>``) keeps the problems from sharing, and exhausting,
     one limit, after which PyTorch would fall back to eager code without saying so.
     """
-    ops = torch_ops()
+    ops = torch_ops() if ops is None else ops
 
     def loglik(theta: Any, arrays: dict[str, Any], constants: dict[str, Any]) -> Any:
         return problem.loglik(ops, problem.split(theta, constants["n"]), {**constants, **arrays})
@@ -82,7 +102,7 @@ def compiled_loglik(problem: Problem) -> Callable[..., Any]:
     if problem not in _COMPILED:
         import torch
 
-        _COMPILED[problem] = torch.compile(loglik_function(problem), dynamic=True)
+        _COMPILED[problem] = torch.compile(loglik_function(problem, torch_compile_ops()), dynamic=True)
     return _COMPILED[problem]
 
 
