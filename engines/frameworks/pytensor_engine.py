@@ -165,8 +165,12 @@ class PytensorEngine(Engine):
             """Reverse over reverse: the symbolic Jacobian of the gradient, compiled on first use."""
             return np.array(hessian_function()(th), dtype=np.float64)
 
-        nodes = len(both.maker.fgraph.apply_nodes)
-        return Prepared(problem, n, vg, val, {"mode": self.mode, "graph_nodes": nodes}, hess)
+        nodes = both.maker.fgraph.apply_nodes
+        # The Hessian of a Scan is a scan over the scan's own gradient loop: compiling it takes minutes,
+        # so a problem with a loop gets no second order here (callers fall back to differences).
+        looped = any(type(node.op).__name__ == "Scan" for node in nodes)
+        info = {"mode": self.mode, "graph_nodes": len(nodes)}
+        return Prepared(problem, n, vg, val, info, None if looped else hess)
 
 
 class PytensorNumbaEngine(PytensorEngine):
