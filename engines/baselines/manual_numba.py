@@ -24,6 +24,7 @@ import numba
 import numpy as np
 
 from engines.baselines.manual_numba_gp import gp_kernel
+from engines.baselines.manual_numba_hmm import hmm_kernel
 from engines.core.contract import Engine, Prepared
 from engines.core.threads import set_numba_threads
 from problems.base import LOG_2PI, Data, Problem
@@ -174,6 +175,7 @@ KERNELS: dict[str, Callable[[Data], ValueAndGrad]] = {
     "exponential": lambda d: bind(exponential_kernel, _f64(d["x"])),
     "logistic": lambda d: bind(logistic_kernel, _f64(d["X"]), _f64(d["y"])),
     "gp": lambda d: bind(gp_kernel, _f64(d["D"]), _f64(d["y"])),
+    "hmm": lambda d: bind(hmm_kernel, _f64(np.concatenate([[d["y_first"]], d["y_rest"]]))),
 }
 """Problem name -> (data -> per-call ``theta -> (value, gradient)``), the data bound once."""
 
