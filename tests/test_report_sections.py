@@ -127,3 +127,22 @@ def test_the_talks_verdicts_stand_beside_the_probes():
     assert "jax: correct (agrees)" in row("subset-assign")
     assert "TensorFlow" not in verdicts and "Stan" not in verdicts
     assert "<b>subset-assign</b>: the probe writes an engine value into a NumPy array" in verdicts
+
+
+def test_the_loop_problem_shows_first_call_against_t_with_its_slope():
+    """hmm's first call per T: one that grows in proportion to T reads "unrolled", a flat one
+    "built once"; the section is absent from a run without hmm."""
+    import copy
+
+    doc = make_results(**SMALL)
+    assert "first call against T" not in render_report(cells_frame([doc]))
+    for cell in [c for c in doc["cells"] if c["problem"] == "normal"]:
+        extra = copy.deepcopy(cell)
+        extra["problem"] = "hmm"
+        extra["first_call_s"] = 2e-3 * cell["n"] if cell["engine"] == "tape" else 0.5
+        doc["cells"].append(extra)
+    first = render_report(cells_frame([doc])).split('id="first-call"')[1].split("</section>")[0]
+    section = first.split("hmm: first call against T")[1]
+    tape = section.split("<th>tape</th>")[1].split("</tr>")[0]
+    assert "1.00: grows with T (unrolled)" in tape and "2 s" in tape  # 2e-3 x 1000
+    assert "0.00: flat (one loop, built once)" in section.split("<th>jax</th>")[1].split("</tr>")[0]

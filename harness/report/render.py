@@ -18,6 +18,7 @@ from harness.report.environment import environment_html
 from harness.report.figures import engine_colours
 from harness.report.html import esc, page, section
 from harness.report.layouts import aos_soa_html
+from harness.report.loops import loop_first_call_html
 from harness.report.scaling import scaling_html
 from harness.report.summary import grid_html, summary_html
 from harness.report.tiers import tier_table_html
@@ -40,10 +41,12 @@ GUIDES = {
     "yellow cells exceed 5x. At small n the ratio mostly measures per-call overhead.",
     "first-call": "The first call pays for tracing, compiling and moving data (prepare); steady state is the "
     "median of later calls. first / steady is how many steady calls the first one costs: the number of "
-    "calls an optimizer must make before a compiling engine pays for itself.",
+    "calls an optimizer must make before a compiling engine pays for itself. For a problem written over "
+    "a loop (hmm), a second table gives the first call against the loop's length T: unrolled programs grow "
+    "with T, scanned ones do not.",
     "memory": "Peak extra memory of one steady-state value-and-gradient call, and that peak divided by n at the "
     "largest size (bytes kept per observation: a graph per call keeps a node or more per observation). "
-    "The method column says how it was measured; methods are not comparable with each other.",
+    "The method column says how it was measured; the list below the table says which methods compare.",
     "correctness": "Worst rho(a, b) = |a - b| / max(1, |a| + |b|) against the hand-derived reference over "
     "every check point, value and gradient element. Red: above the tolerance (the cell was never timed).",
     "tiers": "The summary table of the femtograd vignette, with its Speed column (Modest, Faster, "
@@ -105,7 +108,9 @@ def render_report(
         "scaling": _per_machine(cells, lambda f, m: scaling_html(f, order(f), colours, m)),
         "aos-soa": _per_machine(cells, lambda f, m: aos_soa_html(f, colours, m)),
         "grad-ratio": _per_machine(cells, lambda f, m: grad_ratio_html(f, order(f))),
-        "first-call": _per_machine(cells, lambda f, m: first_call_html(f, order(f))),
+        "first-call": _per_machine(
+            cells, lambda f, m: first_call_html(f, order(f)) + loop_first_call_html(f, order(f))
+        ),
         "memory": _per_machine(cells, lambda f, m: memory_html(f, order(f))),
         "correctness": _per_machine(cells, lambda f, m: correctness_html(f, order(f))),
         "tiers": _per_machine(cells, lambda f, m: tier_table_html(f, order(f))),
