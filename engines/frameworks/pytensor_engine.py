@@ -72,7 +72,12 @@ def pytensor_ops() -> Ops:
         return slinalg.solve_triangular(chol, b, lower=True)
 
     def logsumexp(x: Any) -> Any:
-        return pt.logsumexp(x, axis=None)
+        """m + log sum exp(x - m) with m = max(x) held constant for the gradient (exact: the result
+        does not depend on m), so the reverse pass is exp(x - ans), finite for any x."""
+        from pytensor.gradient import disconnected_grad
+
+        m = disconnected_grad(pt.max(x))
+        return m + pt.log(pt.sum(pt.exp(x - m)))
 
     extra = {
         "add": pt.add,
