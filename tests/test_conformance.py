@@ -25,9 +25,19 @@ def _engine(name):
     return engine
 
 
+COMPILE_PER_PROBLEM = {"pytensor", "pytensor-numba"}
+"""Engines that compile each problem's graph anew on a cold cache (g++ or numba, 6-75 s each on 2
+cores: minutes per engine): the suite checks them on problems that cover every kind of primitive
+they lower (elementwise and reductions, gather, the stable softplus, scan); ``adtiers check`` runs
+them on every problem."""
+CONFORMANCE_SAMPLE = ("normal", "hierarchical", "logistic", "hmm")
+
+
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 @pytest.mark.parametrize("engine", AD_ENGINES)
 def test_engine_agrees_with_reference(engine, problem):
+    if engine in COMPILE_PER_PROBLEM and problem not in CONFORMANCE_SAMPLE:
+        pytest.skip(f"{engine} compiles per problem: the suite checks {', '.join(CONFORMANCE_SAMPLE)}")
     # hmm's recursion is unrolled by most engines (18 operations per step): T = 10 covers every
     # operation and check point; T = 60 would only lengthen the loop (and the suite by minutes)
     sizes = (10,) if problem == "hmm" else SIZES
