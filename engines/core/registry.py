@@ -78,7 +78,7 @@ DEFAULT_GROUP = (
     "enzyme",
 )
 """``@default``, what ``make bench`` times: the baselines, every in-house tier, and one engine per
-production library family (the rest are in ``@frameworks`` and ``@native``), the set that fits the
+production library family (the rest are in ``@frameworks`` and ``@native``), chosen for the
 20-minute fresh-clone budget of a 2-core machine; ``@all`` (``make bench-all``) is every engine."""
 
 
