@@ -19,7 +19,7 @@
   and free of PyTorch's allocator in the call, in time order; the result is the highest running sum,
   the tensors the call held at once (its caching allocator's reuse does not hide them, unlike
   ``rss``). It does not see NumPy's copies of the result (a few values), as ``tensorflow`` does not.
-  ``torch-cuda``: on a CUDA device, ``torch.cuda.max_memory_allocated`` after a peak reset.
+- ``torch-cuda``: on a CUDA device, ``torch.cuda.max_memory_allocated`` after a peak reset.
 - ``xla``: the compiled program's own accounting, ``jit(f).lower(...).compile().memory_analysis()``:
   temporaries plus outputs, the buffers XLA allocates for one call (arguments exist before it). The
   engine gives it as ``info["xla_memory"](theta)``; without it (``jax-eager``: no one program) the
