@@ -97,6 +97,93 @@ def _lower(rng: np.random.Generator, n: int = 5) -> np.ndarray:
     return np.tril(rng.standard_normal((n, n))) + 3.0 * np.eye(n)
 
 
+# ---- kernels for generated code -----------------------------------------------------------------
+# The ``loops`` template of each matrix primitive: ``<name>_forward(*operands)`` and
+# ``<name>_adjoint<k>(g, ans, *operands)`` (operand k's cotangent) as plain loops and NumPy calls that
+# numba compiles beside the general plan's function (``engines/tiers/tape/general.py``). The same
+# formulas as the NumPy rules above, written for a compiler: L^{-1} row by row (contiguous inner
+# loops), then two BLAS products.
+
+CHOLESKY_LOOPS = """
+def cholesky_forward(a):
+    return np.ascontiguousarray(np.linalg.cholesky(0.5 * (a + a.T)))
+
+
+def cholesky_adjoint0(g, ans, a):
+    n = ans.shape[0]
+    linv = np.zeros((n, n))
+    for i in range(n):
+        linv[i, i] = 1.0
+        for j in range(i):
+            lij = ans[i, j]
+            for k in range(j + 1):
+                linv[i, k] -= lij * linv[j, k]
+        inv = 1.0 / ans[i, i]
+        for k in range(i + 1):
+            linv[i, k] *= inv
+    p = np.ascontiguousarray(ans.T) @ g
+    for i in range(n):
+        p[i, i] *= 0.5
+        for j in range(i + 1, n):
+            p[i, j] = 0.0
+    s = np.ascontiguousarray(linv.T) @ (p @ linv)
+    return 0.5 * (s + s.T)
+"""
+
+SOLVE_TRIANGULAR_LOOPS = """
+def solve_triangular_forward(tri, b):
+    n = b.shape[0]
+    x = np.empty(n)
+    for i in range(n):
+        s = b[i]
+        for j in range(i):
+            s -= tri[i, j] * x[j]
+        x[i] = s / tri[i, i]
+    return x
+
+
+def solve_triangular_back(tri, g):
+    n = g.shape[0]
+    x = np.empty(n)
+    for i in range(n - 1, -1, -1):
+        s = g[i]
+        for j in range(i + 1, n):
+            s -= tri[j, i] * x[j]
+        x[i] = s / tri[i, i]
+    return x
+
+
+def solve_triangular_adjoint0(g, ans, tri, b):
+    bbar = solve_triangular_back(tri, g)
+    n = b.shape[0]
+    out = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1):
+            out[i, j] = -bbar[i] * ans[j]
+    return out
+
+
+def solve_triangular_adjoint1(g, ans, tri, b):
+    return solve_triangular_back(tri, g)
+"""
+
+DIAGONAL_LOOPS = """
+def diagonal_forward(a):
+    n = min(a.shape[0], a.shape[1])
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = a[i, i]
+    return out
+
+
+def diagonal_adjoint0(g, ans, a):
+    out = np.zeros(a.shape)
+    for i in range(g.shape[0]):
+        out[i, i] = g[i]
+    return out
+"""
+
+
 LINALG = [
     Primitive(
         "cholesky",
@@ -106,6 +193,7 @@ LINALG = [
         doc="L with L L^T = (A + A^T) / 2; A_bar = sym(L^-T Phi(L^T G) L^-1) (Murray 2016)",
         examples=lambda rng: [(_spd(rng),), (_spd(rng, 1),)],
         out_shape=lambda a: tuple(a),
+        templates={"loops": CHOLESKY_LOOPS},
     ),
     Primitive(
         "solve_triangular",
@@ -115,6 +203,7 @@ LINALG = [
         doc="x = L^-1 b, L lower triangular; b_bar = L^-T g, L_bar = -tril(b_bar x^T)",
         examples=lambda rng: [(_lower(rng), rng.standard_normal(5))],
         out_shape=lambda tri, b: tuple(b),
+        templates={"loops": SOLVE_TRIANGULAR_LOOPS},
     ),
     Primitive(
         "diagonal",
@@ -124,6 +213,7 @@ LINALG = [
         doc="(A_11, ..., A_nn); A_bar = diag(g)",
         examples=lambda rng: [(rng.standard_normal((4, 4)),)],
         out_shape=lambda a: (min(a),),
+        templates={"loops": DIAGONAL_LOOPS},
     ),
 ]
 """The matrix primitives, joined into ``engines.core.primitives._TABLE``."""
