@@ -193,7 +193,7 @@ LINALG = [
         doc="L with L L^T = (A + A^T) / 2; A_bar = sym(L^-T Phi(L^T G) L^-1) (Murray 2016)",
         examples=lambda rng: [(_spd(rng),), (_spd(rng, 1),)],
         out_shape=lambda a: tuple(a),
-        templates={"loops": CHOLESKY_LOOPS},
+        templates={"loops": CHOLESKY_LOOPS, "cpp": "adt::cholesky({x})"},
     ),
     Primitive(
         "solve_triangular",
@@ -203,7 +203,7 @@ LINALG = [
         doc="x = L^-1 b, L lower triangular; b_bar = L^-T g, L_bar = -tril(b_bar x^T)",
         examples=lambda rng: [(_lower(rng), rng.standard_normal(5))],
         out_shape=lambda tri, b: tuple(b),
-        templates={"loops": SOLVE_TRIANGULAR_LOOPS},
+        templates={"loops": SOLVE_TRIANGULAR_LOOPS, "cpp": "adt::solve_triangular({x}, {y})"},
     ),
     Primitive(
         "diagonal",
@@ -213,7 +213,7 @@ LINALG = [
         doc="(A_11, ..., A_nn); A_bar = diag(g)",
         examples=lambda rng: [(rng.standard_normal((4, 4)),)],
         out_shape=lambda a: (min(a),),
-        templates={"loops": DIAGONAL_LOOPS},
+        templates={"loops": DIAGONAL_LOOPS, "cpp": "adt::diagonal({x})"},
     ),
 ]
 """The matrix primitives, joined into ``engines.core.primitives._TABLE``."""
