@@ -22,7 +22,7 @@ from engines.core.primitive import Primitive, register, unregister
 from engines.core.registry import get_engine
 from engines.native import libraries
 from engines.native.build import library_path
-from engines.native.engine import NativeError
+from engines.native.engine import TAPE_CHOLESKY_MAX, NativeError
 from engines.native.render import render
 from engines.tiers.tape.program import programs
 from problems import PROBLEMS
@@ -40,9 +40,22 @@ def _engine(name: str):
     return engine
 
 
+def _factor_term(ops: Any, a: Any, v: Any, data: dict[str, Any]) -> Any:
+    """The matrix primitives on a kernel matrix built from a parameter, as ``gp`` builds one:
+    K = (e^a S) * exp(-(a^2 / 2) D) + I / (1 + a^2) (elementwise: scalar with matrix, matrix with
+    matrix, exp of a matrix), SPD for every a (a Schur product of SPD matrices plus a positive
+    diagonal); L = cholesky(K), z = L^-1 (v + y); -(1/2) |z|^2 - sum_j log L_jj."""
+    e = ops.exp((-0.5 * ops.square(a)) * data["D"])
+    k = (ops.exp(a) * data["S"]) * e + data["I"] / (1.0 + ops.square(a))
+    chol = ops.cholesky(k)
+    z = ops.solve_triangular(chol, v + data["y"])
+    return -0.5 * ops.sum(ops.square(z)) - ops.sum(ops.log(ops.diagonal(chol)))
+
+
 class AllPrimitives(Problem):
-    """Every primitive with a C++ form, once: elementwise on a parameter vector, the reductions,
-    matvec and gather. Smooth at its points (no ties), so every library's kink convention agrees."""
+    """Every primitive with a C++ form, once: elementwise on a parameter vector and on matrices, the
+    reductions, matvec, gather and the matrix primitives (``_factor_term``). Smooth at its points (no
+    ties), so every library's kink convention agrees."""
 
     name = "all-primitives"
 
@@ -51,11 +64,15 @@ class AllPrimitives(Problem):
 
     def make_data(self, n: int, seed: int = 0) -> dict[str, Any]:
         rng = np.random.default_rng(seed)
+        t, m = rng.uniform(0.0, 3.0, n), rng.standard_normal((n, n))
         return {
             "n": n,
             "y": rng.uniform(0.5, 2.0, n),
             "X": rng.standard_normal((n, 3)),
             "g": rng.integers(0, n, n),
+            "S": m @ m.T / n + np.eye(n),
+            "D": np.subtract.outer(t, t) ** 2,
+            "I": np.eye(n),
         }
 
     def true_values(self, n: int) -> dict[str, Any]:
@@ -68,7 +85,13 @@ class AllPrimitives(Problem):
         terms = ops.log(y + ops.square(v)) + ops.abs(v) + ops.maximum(v, 0.1 * y) + ops.log1p(ops.square(w))
         terms = terms + ops.expm1(0.5 * v) + ops.sigmoid(w) + ops.log_sigmoid(v * a)
         lin = ops.matvec(data["X"], b) + ops.gather(v, data["g"])
-        return ops.sum(terms) + ops.max(w) + ops.logsumexp(lin) - ops.sum(ops.square(lin))
+        return (
+            ops.sum(terms)
+            + ops.max(w)
+            + ops.logsumexp(lin)
+            - ops.sum(ops.square(lin))
+            + _factor_term(ops, a, v, data)
+        )
 
     def reference(self, theta, data):
         raise NotImplementedError("checked against the tape engine")
@@ -86,7 +109,7 @@ class SoaPrimitives(AllPrimitives):
         terms = ops.log(y + ops.square(v)) + ops.abs(v) + ops.log1p(ops.square(w))
         terms = terms + ops.expm1(0.5 * v) + ops.sigmoid(w) + ops.log_sigmoid(v * a)
         lin = ops.matvec(data["X"], b) + ops.gather(v, data["g"])
-        return ops.sum(terms) + ops.logsumexp(lin) - ops.sum(ops.square(lin))
+        return ops.sum(terms) + ops.logsumexp(lin) - ops.sum(ops.square(lin)) + _factor_term(ops, a, v, data)
 
 
 ALL, SOA = AllPrimitives(), SoaPrimitives()
@@ -110,7 +133,7 @@ def test_rendered_source_does_not_depend_on_n(problem):
     p = PROBLEMS[problem]
     try:
         small = render(programs.get(p, p.make_data(10, 0)))
-    except Unsupported as err:  # gp: no C++ form of its matrix primitives, said before any compile
+    except Unsupported as err:  # a primitive without a C++ form, said before any compile
         pytest.skip(str(err))
     large = render(programs.get(p, p.make_data(3000, 0)))
     assert small.body == large.body and small.name == large.name
@@ -131,10 +154,12 @@ def test_every_primitive_of_the_tape_has_a_cpp_form_and_the_library_differentiat
         assert prepared.value(theta) == pytest.approx(want_value, rel=1e-12)
 
 
-def test_all_primitive_hessians_agree_with_the_tape_engine(all_primitives):
+def test_all_primitive_hessians_agree_with_jax(all_primitives):
+    """Against JAX's Hessian (forward over reverse) of the same loglik: the tape engine has no
+    second order through the matrix primitives (their reverse rules are first order)."""
     engine, problem, prepared, data = all_primitives
     theta = problem.true_theta(7)
-    expected = get_engine("tape").prepare(problem, data).hessian(theta)
+    expected = _engine("jax").prepare(problem, data).hessian(theta)
     np.testing.assert_allclose(prepared.hessian(theta), expected, rtol=1e-9, atol=1e-9, err_msg=engine.name)
 
 
@@ -174,6 +199,25 @@ def test_a_primitive_without_a_cpp_form_is_unsupported_with_its_name(engine):
 def test_stan_varmat_says_which_primitive_stan_has_no_var_value_form_of():
     with pytest.raises(Unsupported, match="var_value.*form of max, maximum"):
         _engine("stan-varmat").prepare(ALL, ALL.make_data(7, 0))
+
+
+@pytest.mark.parametrize("engine", ["cppad", "adolc", "tmb"])
+def test_scalar_tape_libraries_refuse_a_cholesky_beyond_their_limit_before_recording(engine):
+    p = PROBLEMS["gp"]
+    n = TAPE_CHOLESKY_MAX + 1
+    with pytest.raises(Unsupported, match=f"n = {n} would record .* up to {TAPE_CHOLESKY_MAX} x"):
+        _engine(engine).prepare(p, p.make_data(n, 0))
+
+
+def test_stan_varmat_runs_gp_struct_of_arrays():
+    """The kernel matrix and its factor as var_value<MatrixXd>: a few varis per equation, where
+    stan's Matrix<var> holds one per element (n^2 per matrix equation)."""
+    p, n = PROBLEMS["gp"], 40
+    data = p.make_data(n, 0)
+    aos = _engine("stan").prepare(p, data).info["graph_nodes"]
+    soa = get_engine("stan-varmat").prepare(p, data).info["graph_nodes"]
+    assert aos > 4 * n * n, aos
+    assert soa < 100, soa
 
 
 def test_stan_lpdf_is_written_per_problem_and_refuses_others():

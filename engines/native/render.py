@@ -24,9 +24,10 @@ scalar type, for CppAD and ADOL-C), and the theta blocks arrive as whatever type
 getter ``G`` hands out (``var``, ``Eigen::Matrix<var, -1, 1>``, ``var_value<VectorXd>``,
 ``fvar<var>``, ``CppAD::AD<double>``, ``adouble``): one rendering serves every library.
 
-``G::lift`` marks a data vector that meets only scalar parameters in an elementwise equation: Stan's
-struct-of-arrays getter turns it into a ``var_value`` so that the result stays struct-of-arrays;
-every other getter returns it unchanged.
+``G::lift`` marks a data vector or matrix that meets only scalar parameters in an elementwise
+equation (``amp2 * D``): Stan's struct-of-arrays getter turns it into a ``var_value`` so that the
+result stays struct-of-arrays; every other getter returns it unchanged. Values may be scalars,
+vectors or matrices (a kernel matrix and its Cholesky factor: ``gp``), each ``const auto``.
 
 The source does not depend on n: literals (``-n``) are read from ``d.lit(k)`` and lengths from the
 data, so one compilation serves every size with the same parameter layout (``render`` of the same
@@ -112,7 +113,7 @@ class _Renderer:
         operands = []
         for a in e.inputs:
             text = self.operand(a)
-            if lift and isinstance(a, Var) and a.slot not in self.live and len(a.shape) == 1:
+            if lift and isinstance(a, Var) and a.slot not in self.live and len(a.shape) in (1, 2):
                 text = f"G::lift({text})"
             operands.append(text)
         fields = dict(zip("xyz", operands))

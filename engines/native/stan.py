@@ -5,7 +5,8 @@ The problem's tape is rendered as C++ (``engines.native.render``) and compiled a
 ``Eigen::Matrix<var, -1, 1>`` (one ``vari`` per element, each with its value and adjoint: the
 array-of-structs layout of micrograd's nodes and our ``graph-scalar``), every equation a call of
 Stan's vectorised functions (``subtract``, ``elt_divide``, ``square``, ``sum``, ``multiply``,
-``rvalue`` for a gather), and ``lp.grad()`` runs the reverse sweep over the ``vari`` stack. Then
+``rvalue`` for a gather; ``cholesky_decompose``, ``mdivide_left_tri_low`` and ``diagonal`` on
+matrices of ``var``), and ``lp.grad()`` runs the reverse sweep over the ``vari`` stack. Then
 ``recover_memory()`` empties the arena for the next call (Stan keeps its blocks; they go back to
 the system when the prepared problem is dropped). ``info["arena_bytes"]`` is the arena one call
 used: memory Stan holds between calls, which the rss measure of a later call does not see again;
@@ -27,11 +28,14 @@ VARMAT_PRIMITIVES = frozenset(
     {
         *("add", "sub", "mul", "div", "neg", "exp", "log", "square", "abs", "log1p", "expm1"),
         *("sigmoid", "log_sigmoid", "sum", "logsumexp", "matvec", "gather"),
+        *("cholesky", "solve_triangular", "diagonal"),
     }
 )
 """The primitives whose Stan functions take and give ``var_value<Eigen::VectorXd>`` (Stan Math 4.9;
 ``tests/test_native.py`` differentiates each): a program using only these gets a struct-of-arrays
-instantiation. Stan 4.9 has no ``var_value`` form of ``fmax`` (maximum) and of ``max``.
+instantiation. The elementwise ones also take ``var_value<Eigen::MatrixXd>`` (a kernel matrix), and
+``cholesky_decompose``, ``mdivide_left_tri<Lower>`` and ``diagonal`` do. Stan 4.9 has no
+``var_value`` form of ``fmax`` (maximum) and of ``max``.
 """
 
 

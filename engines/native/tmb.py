@@ -47,6 +47,7 @@ import numpy as np
 
 from engines.core.contract import Engine, Prepared, Unsupported
 from engines.native.build import CompileError
+from engines.native.engine import check_scalar_tape
 from engines.native.libraries import CPP_DIR, compiler
 from engines.native.render import F64_MATRIX, F64_SCALAR, F64_VECTOR, I64_VECTOR, Rendered, render
 from engines.tiers.tape.compiled import cache_dir
@@ -321,7 +322,9 @@ class TmbEngine(Engine):
         return super().versions() | r_versions() | {"tmb-framework": self.framework}
 
     def rendered(self, problem: Problem, data: Data) -> Rendered:
-        return render(programs.get(problem, data))
+        program = programs.get(problem, data)
+        check_scalar_tape(program, f"TMB ({self.framework})")
+        return render(program)
 
     def generated_source(self, problem: Problem, data: Data) -> str:
         return template_source([self.rendered(problem, data)])

@@ -27,14 +27,18 @@ struct IntVec {
   long size() const { return static_cast<long>(zero.size()); }
 };
 
-// A row-major matrix of doubles, as NumPy gives it (the tape libraries' data matrix).
-struct RowMatrix {
+// A row-major matrix, as NumPy gives it: of doubles, the tape libraries' data matrix (RowMatrix);
+// of the library's scalar, their matrix-valued intermediate values (a kernel matrix, its factor).
+template <class T>
+struct RowMatrixOf {
   long n_rows = 0, n_cols = 0;
-  std::vector<double> v;
+  std::vector<T> v;
   long rows() const { return n_rows; }
   long cols() const { return n_cols; }
-  double operator()(long i, long j) const { return v[i * n_cols + j]; }
+  const T& operator()(long i, long j) const { return v[i * n_cols + j]; }
+  T& operator()(long i, long j) { return v[i * n_cols + j]; }
 };
+using RowMatrix = RowMatrixOf<double>;
 
 // The data of one prepared (problem, data set), copied from NumPy at prepare. Vec and Mat are the
 // library's types for a data vector and matrix (Eigen's for Stan; std::vector and RowMatrix for

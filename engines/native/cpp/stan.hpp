@@ -4,8 +4,8 @@
 // - array-of-structs: theta as Eigen::Matrix<var, -1, 1>, one vari per element, Stan's vectorised
 //   functions on them (engine stan);
 // - struct-of-arrays: each vector block a var_value<Eigen::VectorXd> (one vari holding a value and
-//   an adjoint vector), data vectors lifted to var_value where they meet only scalar parameters, so
-//   that Stan keeps the result struct-of-arrays (engine stan-varmat);
+//   an adjoint vector), data vectors and matrices lifted to var_value where they meet only scalar
+//   parameters, so that Stan keeps the result struct-of-arrays (engine stan-varmat);
 // - fvar<var> for stan::math::hessian (forward over reverse), and double for the value alone.
 // After every gradient recover_memory() returns the arena to Stan's free list (kept for the next
 // call, as Stan does); stan_free frees it to the system when a prepared problem is dropped.
@@ -83,6 +83,25 @@ ADT_STAN_UNARY(max, max)
 ADT_STAN_UNARY(log_sum_exp, log_sum_exp)
 #undef ADT_STAN_UNARY
 
+// The lower factor of S = (A + A^T) / 2 = L L^T: Stan's cholesky_decompose (its own reverse rule) on
+// the symmetrised matrix, which is exactly symmetric (x + y == y + x in floating point), as
+// cholesky_decompose checks.
+template <class A>
+auto cholesky(const A& a) {
+  const auto s = plain(stan::math::multiply(0.5, stan::math::add(a, stan::math::transpose(a))));
+  return plain(stan::math::cholesky_decompose(s));
+}
+// x = L^{-1} b, L lower triangular: mdivide_left_tri_low; a var_value L through mdivide_left_tri<Lower>,
+// the form Stan has for var_value (mdivide_left_tri_low is for Eigen matrices).
+template <class L, class B>
+auto solve_triangular(const L& l, const B& b) {
+  if constexpr (stan::is_var_matrix<L>::value || stan::is_var_matrix<B>::value)
+    return plain(stan::math::mdivide_left_tri<Eigen::Lower>(l, b));
+  else return plain(stan::math::mdivide_left_tri_low(l, b));
+}
+template <class A>
+auto diagonal(const A& a) { return plain(stan::math::diagonal(a)); }
+
 // x[idx] through Stan's own multi-index (1-based, built once per data set and kept in idx.cache).
 template <class X>
 auto gather(const X& x, const IntVec& idx) {
@@ -120,7 +139,7 @@ struct SoaGet {
   const VarVec& vector(int k) const { return v[k]; }
   template <class X>
   static auto lift(const X& x) {
-    if constexpr (stan::is_eigen<X>::value) return VarVec(x); else return x;
+    if constexpr (stan::is_eigen<X>::value) return stan::math::var_value<stan::plain_type_t<X>>(x); else return x;
   }
   void adjoints(double* out) const {
     for (size_t b = 0; b < d.offset.size(); ++b) {

@@ -1,8 +1,9 @@
 // adtiers: the adt:: functions for operator-overloading tape libraries (CppAD, ADOL-C; TMB's
 // `Type` the same way), generic over the library's scalar T.
 //
-// A vector of T is a std::vector<T>; data are std::vector<double> and a row-major RowMatrix (adt::Data). Every primitive is a loop
-// of the library's scalar operations, so the library records one tape operation per element and
+// A vector of T is a std::vector<T>, a matrix of T a row-major RowMatrixOf<T>; data are
+// std::vector<double> and RowMatrix (adt::Data). Every primitive is a loop of the library's scalar
+// operations (the Cholesky factor too: n^3 / 3 multiply-adds on the tape), so the library records one tape operation per element and
 // differentiates it: these are forward formulas only, no derivative is written here. The library
 // header before this one defines scalar_fmax and scalar_fmin for its scalar (CppAD's CondExp,
 // ADOL-C's fmax), the one thing a generic scalar cannot spell.
@@ -26,55 +27,72 @@ inline Data tape_data(int n_arrays, const int* kinds, const long* shapes, const 
       [](const double* p, long r, long c) { return RowMatrix{r, c, std::vector<double>(p, p + r * c)}; });
 }
 
+// The scalar type of X and its rank: 0 a scalar, 1 a std::vector, 2 a RowMatrixOf.
 template <class X>
 struct elem {
   using type = X;
-  static constexpr bool vector = false;
+  static constexpr int rank = 0;
 };
 template <class T>
 struct elem<std::vector<T>> {
   using type = T;
-  static constexpr bool vector = true;
+  static constexpr int rank = 1;
+};
+template <class T>
+struct elem<RowMatrixOf<T>> {
+  using type = T;
+  static constexpr int rank = 2;
 };
 template <class X>
 using elem_t = typename elem<X>::type;
 template <class X>
-constexpr bool is_vec = elem<X>::vector;
+constexpr bool is_vec = elem<X>::rank == 1;
+template <class X>
+constexpr bool is_mat = elem<X>::rank == 2;
 // The scalar of an operation on A and B: the library's T if either holds it, else double.
 template <class A, class B>
 using promote_t = std::conditional_t<std::is_same_v<elem_t<A>, double>, elem_t<B>, elem_t<A>>;
 
+// Element i of an array (a matrix's in row-major order); a scalar is its own every element.
 template <class X>
 decltype(auto) at(const X& x, long i) {
-  if constexpr (is_vec<X>) return x[i]; else return (x);
+  if constexpr (is_vec<X>) return x[i];
+  else if constexpr (is_mat<X>) return x.v[i];
+  else return (x);
 }
 template <class X>
 long len(const X& x) {
-  return static_cast<long>(x.size());
+  if constexpr (is_mat<X>) return static_cast<long>(x.v.size()); else return static_cast<long>(x.size());
 }
 
+// f on every element: a scalar broadcasts against an array; two arrays have the same shape (the
+// tape's broadcasting is a scalar against an array, nothing else).
 template <class A, class B, class F>
 auto map2(const A& a, const B& b, F f) {
   using T = promote_t<A, B>;
-  if constexpr (!is_vec<A> && !is_vec<B>) {
+  static_assert(!(is_vec<A> && is_mat<B>) && !(is_mat<A> && is_vec<B>), "no vector-matrix broadcasting");
+  if constexpr (!is_vec<A> && !is_vec<B> && !is_mat<A> && !is_mat<B>) {
     return T(f(a, b));
   } else {
     long n;
-    if constexpr (is_vec<A>) n = len(a); else n = len(b);
+    if constexpr (elem<A>::rank > 0) n = len(a); else n = len(b);
     std::vector<T> out(n);
     for (long i = 0; i < n; ++i) out[i] = f(at(a, i), at(b, i));
-    return out;
+    if constexpr (is_mat<A>) return RowMatrixOf<T>{a.rows(), a.cols(), std::move(out)};
+    else if constexpr (is_mat<B>) return RowMatrixOf<T>{b.rows(), b.cols(), std::move(out)};
+    else return out;
   }
 }
 template <class X, class F>
 auto map1(const X& x, F f) {
   using T = elem_t<X>;
-  if constexpr (!is_vec<X>) {
+  if constexpr (!is_vec<X> && !is_mat<X>) {
     return T(f(x));
   } else {
     std::vector<T> out(len(x));
-    for (long i = 0; i < len(x); ++i) out[i] = f(x[i]);
-    return out;
+    for (long i = 0; i < len(x); ++i) out[i] = f(at(x, i));
+    if constexpr (is_mat<X>) return RowMatrixOf<T>{x.rows(), x.cols(), std::move(out)};
+    else return out;
   }
 }
 
@@ -130,14 +148,14 @@ auto log_inv_logit(const X& x) {
 template <class X>
 auto sum(const X& x) {
   elem_t<X> acc = 0.0;
-  for (long i = 0; i < len(x); ++i) acc += x[i];
+  for (long i = 0; i < len(x); ++i) acc += at(x, i);
   return acc;
 }
 template <class X>
 auto max(const X& x) {
   using T = elem_t<X>;
-  T acc = x[0];
-  for (long i = 1; i < len(x); ++i) acc = scalar_fmax(acc, T(x[i]));
+  T acc = at(x, 0);
+  for (long i = 1; i < len(x); ++i) acc = scalar_fmax(acc, T(at(x, i)));
   return acc;
 }
 // m + log sum_i exp(x_i - m), m = max(x): the identity holds for any m, so its derivative is
@@ -149,7 +167,7 @@ auto log_sum_exp(const X& x) {
   T acc = 0.0;
   for (long i = 0; i < len(x); ++i) {
     using std::exp;
-    acc += exp(x[i] - m);
+    acc += exp(at(x, i) - m);
   }
   using std::log;
   return T(m + log(acc));
@@ -165,6 +183,47 @@ auto multiply(const RowMatrix& a, const B& b) {
     for (long j = 0; j < a.cols(); ++j) acc += a(i, j) * b[j];
     out[i] = acc;
   }
+  return out;
+}
+
+// The lower factor L of S = (A + A^T) / 2 = L L^T (Cholesky-Banachiewicz, row by row; zeros above):
+//   L_jj = sqrt(S_jj - sum_{k<j} L_jk^2),  L_ij = (S_ij - sum_{k<j} L_ik L_jk) / L_jj  for i > j.
+// The forward formula only: the library records its n^3 / 3 multiply-adds and differentiates them.
+template <class A>
+auto cholesky(const A& a) {
+  using T = elem_t<A>;
+  const long n = a.rows();
+  RowMatrixOf<T> l{n, n, std::vector<T>(n * n, T(0.0))};
+  for (long i = 0; i < n; ++i) {
+    for (long j = 0; j <= i; ++j) {
+      T s = 0.5 * (a(i, j) + a(j, i));
+      for (long k = 0; k < j; ++k) s -= l(i, k) * l(j, k);
+      using std::sqrt;
+      if (i == j) l(i, i) = sqrt(s); else l(i, j) = s / l(j, j);
+    }
+  }
+  return l;
+}
+// x with L x = b, L lower triangular (its upper triangle unread): forward substitution,
+//   x_i = (b_i - sum_{k<i} L_ik x_k) / L_ii.
+template <class L, class B>
+auto solve_triangular(const L& l, const B& b) {
+  using T = promote_t<L, B>;
+  const long n = l.rows();
+  std::vector<T> x(n);
+  for (long i = 0; i < n; ++i) {
+    T s = b[i];
+    for (long k = 0; k < i; ++k) s -= l(i, k) * x[k];
+    x[i] = s / l(i, i);
+  }
+  return x;
+}
+// (A_11, ..., A_kk), k = min(rows, cols).
+template <class A>
+auto diagonal(const A& a) {
+  const long k = a.rows() < a.cols() ? a.rows() : a.cols();
+  std::vector<elem_t<A>> out(k);
+  for (long i = 0; i < k; ++i) out[i] = a(i, i);
   return out;
 }
 
