@@ -208,3 +208,35 @@ class SoftplusLogistic(Problem):
     def hard_point(self, theta: np.ndarray, n: int) -> np.ndarray:
         theta[1] = 50.0
         return theta
+
+
+class Loops(Problem):
+    """Loops the general plan must generate: a vector carry over the rows of a matrix, a nested loop
+    over each row reading a parameter two levels up, an enclosing value first in an operation of
+    the step (mu - carry), exp(mu) inside the step (loop-invariant), and a scalar carry."""
+
+    name = "loops"
+
+    def blocks(self, n: int) -> list[Block]:
+        return [Block("mu", (2,)), Block("s", ())]
+
+    def make_data(self, n: int, seed: int = 0) -> dict[str, Any]:
+        rng = np.random.default_rng(seed)
+        return {"n": n, "X": 0.3 * rng.standard_normal((n, 2)), "y": rng.standard_normal(n)}
+
+    def true_values(self, n: int) -> dict[str, Any]:
+        return {"mu": np.array([0.3, -0.7]), "s": 0.4}
+
+    @staticmethod
+    def loglik(ops: Any, params: dict[str, Any], data: dict[str, Any]) -> Any:
+        mu, s = params["mu"], params["s"]
+
+        def inner(c: Any, x: Any) -> Any:
+            return c + s * x
+
+        def step(carry: Any, row: Any) -> Any:
+            return ops.scan(inner, mu - 0.5 * carry + ops.exp(mu) * ops.sum(row), row)
+
+        total = ops.scan(step, mu, data["X"])
+        scalar = ops.scan(lambda c, x: c * 0.5 + ops.square(x - s), 0.0 * s, data["y"])
+        return -ops.sum(ops.square(total)) - scalar

@@ -12,14 +12,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from problem_fakes import SOFTPLUS, Centred, LogLinear, LogLinearLse, SoftplusLogistic
+from problem_fakes import SOFTPLUS, Centred, LogLinear, LogLinearLse, Loops, SoftplusLogistic
 
 from engines.core import primitive as primitive_plugins
 from engines.core.contract import Unsupported
 from engines.core.primitives import PRIMITIVES, Primitive
 from engines.tiers.tape.codegen import plan
 from engines.tiers.tape.compiled import CompiledEngine, compile_source, render
-from engines.tiers.tape.program import Eqn, Program, Var, trace
+from engines.tiers.tape.general import general_plan
+from engines.tiers.tape.program import Eqn, Program, Var, programs, trace
+from engines.tiers.tape.scan import evaluate, scan_ops
 from engines.tiers.tape.stmts import MissingTemplate, templates_of
 from engines.tiers.tape.tape_engine import TapeEngine
 from harness.cli import main
@@ -38,9 +40,64 @@ def _source(name: str, n: int = 50) -> str:
 def test_every_primitive_has_its_templates():
     for prim in PRIMITIVES.values():
         if prim.kind == "linalg":
-            continue  # no scalar template for a factorisation: the plan says unsupported (gp's cells)
+            continue  # kernels, not scalar templates: the next test
         templates = templates_of(prim)
         assert len(templates["adjoint"]) == prim.arity, prim.name
+
+
+@pytest.mark.parametrize("prim", [p for p in PRIMITIVES.values() if p.kind == "linalg"], ids=lambda p: p.name)
+def test_every_matrix_kernel_computes_its_primitives_numpy_forward_and_rules(prim):
+    """The ``loops`` kernels, run as plain Python on the table's examples, against the NumPy forward
+    and reverse rules (which the table's finite-difference test checks)."""
+    kernels: dict = {"np": np}
+    exec(prim.templates["loops"], kernels)
+    rng = np.random.default_rng(7)
+    for args in prim.examples(rng):
+        ans = prim.forward(*args)
+        np.testing.assert_allclose(kernels[f"{prim.name}_forward"](*args), ans, rtol=1e-12, atol=1e-14)
+        g = rng.standard_normal(np.shape(ans))
+        for k, rule in enumerate(prim.vjps):
+            got = kernels[f"{prim.name}_adjoint{k}"](g, ans, *args)
+            np.testing.assert_allclose(
+                got, rule(g, ans, *args), rtol=1e-10, atol=1e-12, err_msg=f"{prim.name} {k}"
+            )
+
+
+def test_programs_outside_the_one_pass_shape_take_the_general_plan():
+    """gp (a Cholesky factor) and hmm (a loop) have no one-pass plan; their general plans' sources do
+    not depend on n, so one compilation serves every size."""
+    for name in ("gp", "hmm"):
+        problem = PROBLEMS[name]
+        small, large = (programs.get(problem, problem.make_data(n, 0), scan_ops) for n in (10, 40))
+        with pytest.raises(Unsupported):
+            plan(small)
+        assert render(general_plan(small)) == render(general_plan(large))
+    source = render(general_plan(programs.get(PROBLEMS["hmm"], PROBLEMS["hmm"].make_data(10, 0), scan_ops)))
+    assert source.count("for t0 in range(d_y_rest.shape[0]):") == 1  # forward: one loop over t
+    assert source.count("for r0 in range(d_y_rest.shape[0]):") == 1  # reverse: one loop back
+    assert "import numba" not in source  # no kernels
+    gp_source = render(general_plan(programs.get(PROBLEMS["gp"], PROBLEMS["gp"].make_data(10, 0), scan_ops)))
+    assert "cholesky_adjoint0 = numba.njit(cache=True)(cholesky_adjoint0)" in gp_source
+
+
+def test_the_general_plan_generates_nested_loops_that_agree_with_the_unrolled_tape():
+    problem = Loops()
+    data = problem.make_data(7, 2)
+    prepared = CompiledEngine().prepare(problem, data)
+    assert prepared.info["plan"] == "general" and prepared.info["loops"] == 3
+    program = programs.get(problem, data, scan_ops)
+
+    def value_at(theta):  # the scanned program's NumPy value (the unrolled tape cannot scan matrix rows)
+        return evaluate(program, [theta[:2], theta[2], data["X"], data["y"]])
+
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        theta = problem.true_theta(7) + 0.3 * rng.standard_normal(problem.size(7))
+        value, grad = prepared.value_and_grad(theta)
+        assert value == pytest.approx(value_at(theta), rel=1e-13)
+        h = 1e-6
+        central = [(value_at(theta + h * e) - value_at(theta - h * e)) / (2 * h) for e in np.eye(3)]
+        np.testing.assert_allclose(grad, central, rtol=1e-7, atol=1e-9)
 
 
 def test_a_primitive_without_templates_is_named():

@@ -6,6 +6,12 @@ backend: render the plan as source (``render``), compile it (``compile_source``)
 loop is a plain ``for i in range(n)``, a loop reduction a scalar accumulator, a scatter-add an
 indexed ``+=``: the serial renderings of the plan's statements.
 
+A tape outside the one-pass shape (a Cholesky factor, a loop over t) takes the general plan
+(``engines.tiers.tape.general``: a forward sweep keeping every value, a reverse sweep, ``ops.scan``
+as a generated loop, matrix primitives as numba kernels from their ``loops`` templates); the tape
+is traced with ``scan_ops`` so that a loop is one equation, not T copies. ``info["plan"]`` says
+which plan ran.
+
 Compilation is cached on disk. The source goes to ``<cache>/adtiers_<hash>.py``, where the hash
 covers the source (itself a function of the tape and the templates), every primitive's templates
 and the Python, NumPy and numba versions; numba's ``cache=True`` keeps the machine code beside it.
@@ -21,6 +27,7 @@ import hashlib
 import importlib.util
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -29,9 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.contract import Engine, Prepared, module_missing
+from engines.core.contract import Engine, Prepared, Unsupported, module_missing
 from engines.tiers.tape.codegen import plan
+from engines.tiers.tape.general import general_plan
 from engines.tiers.tape.program import programs
+from engines.tiers.tape.scan import scan_ops
 from engines.tiers.tape.stmts import Assign, ForRange, Loop, Plan, Reduce, Scatter, templates_text
 from problems.base import Data, Problem
 
@@ -87,9 +96,13 @@ def render(p: Plan) -> str:
         "",
         "import math",
         "",
-        "",
-        f"def {FUNCTION}({args}):",
+        *(["import numba"] if p.preamble else []),
+        "import numpy as np",
     ]
+    for text in p.preamble:  # kernels the function calls, compiled by numba beside it
+        names = re.findall(r"^def (\w+)\(", text, flags=re.M)
+        lines += ["", "", text.strip("\n"), *(f"{name} = numba.njit(cache=True)({name})" for name in names)]
+    lines += ["", "", f"def {FUNCTION}({args}):"]
     lines += _render(p.body, 1)
     lines.append(f"    return {p.value}")
     return "\n".join(lines) + "\n"
@@ -145,21 +158,27 @@ class CompiledEngine(Engine):
     name = "compiled"
     libraries = ("numba", "llvmlite")
     tier = "2"
-    description = "tape to Python source (one fused pass, forward and reverse) compiled by numba"
+    description = "tape to Python source (one fused pass, else a general sweep with loops) compiled by numba"
 
     def unavailable(self) -> str | None:
         return module_missing("numba")
 
     def _prepare(self, problem: Problem, data: Data) -> Prepared:
         n = problem.n_of(data)
-        program = programs.get(problem, data)
-        the_plan = plan(program)
+        program = programs.get(problem, data, scan_ops)
+        try:
+            the_plan, kind = plan(program), "one pass"
+        except Unsupported as one_pass:
+            try:
+                the_plan, kind = general_plan(program), "general"
+            except Unsupported as err:
+                raise Unsupported(f"{err} (and no one-pass plan: {one_pass})") from None
         source = render(the_plan)
         started = time.perf_counter()
         fn, path = compile_source(source)
 
         lits = np.array(the_plan.literals, dtype=np.float64)
-        arrays = [np.ascontiguousarray(data[k]) for k in the_plan.data_keys]
+        arrays = [np.ascontiguousarray(data[k]) for k in the_plan.data_keys] + list(the_plan.constants)
         work = [np.zeros(program.params[b].shape) for b in the_plan.work_blocks]
         fixed = (lits, *arrays, *work)
         size = problem.size(n)
@@ -176,6 +195,7 @@ class CompiledEngine(Engine):
             "program": program,
             "source": source,
             "source_path": str(path),
+            "plan": kind,
             "loops": the_plan.loops,
             "compile_s": time.perf_counter() - started,
             "cache_hits": cache_hits(fn),

@@ -78,7 +78,12 @@ class Eqn:
 
     def __str__(self) -> str:
         ins = ", ".join(map(str, self.inputs)) + ("," if len(self.inputs) == 1 else "")
-        extra = "".join(f" {k}={v!r}" for k, v in self.params)
+        extra = "".join(
+            f" {k}=<{v.name}: {len(v.eqns)} equations, listed below>"
+            if isinstance(v, Program)
+            else f" {k}={v!r}"
+            for k, v in self.params
+        )
         return f"{self.prim.name} in=({ins}) out={self.out}{extra}"
 
 
@@ -118,6 +123,8 @@ class Program:
         width = max((len(str(e)) for e in self.eqns), default=0)
         for k, e in enumerate(self.eqns):
             lines.append(f"  {f'[{k}]':>5} {e!s:<{width}}  # {e.out.type_text}")
+            for _, body in (kv for kv in e.params if isinstance(kv[1], Program)):  # a loop's body
+                lines += ["      " + line for line in str(body).splitlines()]
         lines.append(f"  {'out':>5} {self.out}")
         return "\n".join(lines)
 
@@ -252,6 +259,9 @@ _KNOWN_KINDS = frozenset({"elementwise", "reduce", "matvec", "rmatvec", "outer",
 class _Builder:
     """Collects the equations of one trace and hands out fresh slots."""
 
+    depth = 0
+    """How many loop bodies this trace is nested in (``engines.tiers.tape.scan``)."""
+
     def __init__(self) -> None:
         self.eqns: list[Eqn] = []
         self.next_slot = 0
@@ -261,21 +271,23 @@ class _Builder:
         self.next_slot += 1
         return var
 
-    def record(self, prim: Primitive, args: tuple[Any, ...]) -> Tracer:
-        atoms: list[Atom] = []
-        for a in args:
-            if isinstance(a, Tracer):
-                if a.builder is not self:
-                    raise ValueError("a tracer from another trace was mixed into this one")
-                atoms.append(a.var)
-            else:
-                atoms.append(Literal(a))
+    def atom_of(self, tracer: Tracer) -> Var:
+        """The slot of ``tracer`` in this trace (a loop body's builder also takes its enclosing
+        trace's tracers: ``engines.tiers.tape.scan``)."""
+        if tracer.builder is not self:
+            raise ValueError("a tracer from another trace was mixed into this one")
+        return tracer.var
+
+    def record(
+        self, prim: Primitive, args: tuple[Any, ...], params: tuple[tuple[str, Any], ...] = ()
+    ) -> Tracer:
+        atoms: list[Atom] = [self.atom_of(a) if isinstance(a, Tracer) else Literal(a) for a in args]
         shape = _out_shape(prim, atoms)
         dtype = "int64" if all(np.dtype(_dtype_of(a)).kind in "iu" for a in atoms) else "float64"
         if prim.kind == "gather":
             dtype = _dtype_of(atoms[0])
         out = self.new_var(shape, dtype)
-        self.eqns.append(Eqn(prim, tuple(atoms), out))
+        self.eqns.append(Eqn(prim, tuple(atoms), out, params))
         return Tracer(out, self)
 
 
@@ -284,28 +296,33 @@ def _dtype_of(atom: Atom) -> str:
 
 
 def _apply(prim: Primitive, *args: Any) -> Any:
-    """Record ``prim`` if any operand is traced; evaluate it now if every operand is a constant."""
-    for a in args:
-        if isinstance(a, Tracer):
-            return a.builder.record(prim, args)
-    return prim.forward(*args)
+    """Record ``prim`` if any operand is traced, in the innermost trace among its operands' (a loop
+    body's, where one is traced there); evaluate it now if every operand is a constant."""
+    builders = [a.builder for a in args if isinstance(a, Tracer)]
+    if not builders:
+        return prim.forward(*args)
+    return max(builders, key=lambda b: b.depth).record(prim, args)
 
 
 ops = Ops.from_apply("tape", _apply)
 Tracer._ops = ops
 
 
-def trace(loglik: Callable[..., Any], blocks: list[Block], data: Data, name: str = "") -> Program:
+def trace(
+    loglik: Callable[..., Any], blocks: list[Block], data: Data, name: str = "", namespace: Ops = ops
+) -> Program:
     """Run ``loglik(ops, params, data)`` once on tracers and return its program.
 
     Each theta block becomes an input (shape from its ``Block``), then each NumPy array in ``data``
     (in key order); other data entries (``n``, ``J``) are Python constants and end up as literals.
+    ``namespace``: the op namespace the problem is traced with; ``ops`` unrolls ``ops.scan``,
+    ``engines.tiers.tape.scan.scan_ops`` records it as one loop equation.
     """
     builder = _Builder()
     params = {b.name: builder.new_var(b.shape, "float64") for b in blocks}
     arrays = {k: builder.new_var(v.shape, str(v.dtype)) for k, v in data.items() if isinstance(v, np.ndarray)}
     traced_data = {k: Tracer(arrays[k], builder) if k in arrays else v for k, v in data.items()}
-    out = loglik(ops, {k: Tracer(v, builder) for k, v in params.items()}, traced_data)
+    out = loglik(namespace, {k: Tracer(v, builder) for k, v in params.items()}, traced_data)
     result: Atom = out.var if isinstance(out, Tracer) else Literal(out)
     if result.shape != ():
         raise ValueError(f"{name or 'loglik'} returned shape {result.shape}; a log-likelihood is a scalar")
@@ -332,12 +349,13 @@ class ProgramCache:
         self._programs: dict[tuple[Any, ...], Program] = {}
         self.traces = 0
 
-    def get(self, problem: Problem, data: Data) -> Program:
+    def get(self, problem: Problem, data: Data, namespace: Ops = ops) -> Program:
+        """The program of ``problem`` on data of this signature, traced with ``namespace``."""
         blocks = problem.blocks(problem.n_of(data))
-        key = (problem.loglik, tuple(blocks), data_signature(data))
+        key = (problem.loglik, tuple(blocks), data_signature(data), namespace.name)
         program = self._programs.get(key)
         if program is None:
-            program = trace(problem.loglik, blocks, data, problem.name)
+            program = trace(problem.loglik, blocks, data, problem.name, namespace)
             self._programs[key] = program
             self.traces += 1
         return program

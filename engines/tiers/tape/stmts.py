@@ -143,3 +143,7 @@ class Plan:
     body: list[Any]
     value: str
     loops: int = 0
+    constants: list[Any] = field(default_factory=list)
+    """Array literals of the tape, passed after the data (the general plan; names at the end of ``data``)."""
+    preamble: list[str] = field(default_factory=list)
+    """Module-level source the function calls: primitives' kernels (``loops`` templates)."""

@@ -1,0 +1,478 @@
+"""The general plan: any tape as a forward sweep that keeps every value, then a reverse sweep.
+
+``engines.tiers.tape.codegen``'s one-pass plan fuses forward and reverse into one loop over the data
+and stores nothing n-long; it needs every n-long value consumed by reductions. Programs outside
+that shape (the Cholesky factor of ``gp``'s kernel matrix, ``hmm``'s loop over t) take this plan
+instead, the textbook reverse mode written out as source:
+
+    forward:  v_k = prim_k(operands)           one statement or loop per equation, every v_k kept
+    reverse:  ct_out = 1;  for k = K..1:  ct_{operand} += adjoint_k(ct_{v_k}, v_k, operands)
+
+Each primitive kind becomes code from its templates in the one table: an elementwise equation a
+loop over its elements (``expr``; ``adjoint`` per operand, a scalar operand under an array
+accumulating over the loop), a reduction a loop with ``init`` / ``update`` (its ``adjoint`` the
+weight d ans / d x_i, times the output's cotangent; ``normalise`` divides by the weights' sum), a
+gather an indexed read (its adjoint an indexed ``+=``), a matvec the sum of its ``term``, and a
+``linalg`` primitive a call of the kernels in its ``loops`` template (``<name>_forward`` and
+``<name>_adjoint<k>``, numba-compiled beside the function). No formula lives here.
+
+A ``scan`` equation (``engines.tiers.tape.scan``: the loop recorded once, not unrolled) becomes a
+generated loop: forward, ``for t: carry[t + 1] = body(carry[t], xs[t])`` keeping the T + 1 carries;
+reverse, ``for t = T-1..0``: the body's forward again from carry[t] (recomputed, not stored), then its
+reverse seeded with the carry's cotangent, which gives the cotangent of carry[t] and adds into the
+free variables' cotangents. Memory is the carries, O(T K), not the body's intermediates.
+
+Names: theta blocks ``p_<block>``, data ``d_<key>``, array literals ``k<j>`` (arguments after the
+data), scalar literals ``c<j>`` read from ``lits``, values ``v<slot>`` and cotangents ``ct<slot>``
+(``b<m>_`` before them inside the m-th loop body), ``<name>_f`` the flat view of a matrix. The source
+does not depend on n (lengths are read from the arrays), except through theta's block sizes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from engines.core.contract import Unsupported
+from engines.tiers.tape.program import Atom, Eqn, Literal, Program, Var
+from engines.tiers.tape.stmts import REQUIRED, Assign, ForRange, MissingTemplate, Plan, fill
+
+GENERAL_REQUIRED = {**REQUIRED, "linalg": ("loops",)}
+"""The templates each kind needs in the general plan: the one-pass kinds', and a linalg primitive's
+kernels (``loops``)."""
+
+
+def _templates(prim: Any) -> dict[str, Any]:
+    needed = GENERAL_REQUIRED.get(prim.kind)
+    if needed is None:
+        raise MissingTemplate(
+            f"primitive {prim.name!r} has kind {prim.kind!r}, which code generation does not know"
+        )
+    missing = [k for k in needed if k not in prim.templates]
+    if missing:
+        raise MissingTemplate(
+            f"primitive {prim.name!r} has no code template {', '.join(map(repr, missing))} (kind {prim.kind!r} "
+            f"needs {', '.join(needed)}): add it beside its NumPy rule in the primitive table"
+        )
+    return prim.templates
+
+
+def _ident(text: str) -> str:
+    return re.sub(r"\W", "_", text)
+
+
+class _Scope:
+    """One program's names (the top level or a loop body): value and cotangent per slot, and which
+    slots carry a cotangent (``live``: they depend on theta)."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.value: dict[int, str] = {}
+        self.ct: dict[int, str] = {}
+        self.ndim: dict[int, int] = {}
+        self.live: set[int] = set()
+
+    def bind(self, var: Var, name: str, ct: str | None = None) -> None:
+        self.value[var.slot] = name
+        self.ndim[var.slot] = len(var.shape)
+        if ct is not None:
+            self.ct[var.slot] = ct
+
+    def new(self, var: Var) -> str:
+        self.bind(var, f"{self.prefix}v{var.slot}", f"{self.prefix}ct{var.slot}")
+        return self.value[var.slot]
+
+
+def _flat(name: str, ndim: int) -> str:
+    return f"{name}_f" if ndim >= 2 else name
+
+
+class _General:
+    def __init__(self, program: Program):
+        self.p = program
+        self.literals: list[float] = []
+        self.constants: list[np.ndarray] = []
+        self.constant_names: list[str] = []
+        self.kernels: dict[str, str] = {}
+        self.literal_names: dict[int, tuple[str, int]] = {}  # id of a Literal -> its name, ndim
+        self.n_bodies = 0
+        self.scans: set[int] = set()  # the loop equations met (a nested one is written twice)
+
+    # -- operands --
+    def atom(self, scope: _Scope, a: Atom) -> tuple[str, int]:
+        """The operand's name and number of dimensions (a literal becomes ``c<j>`` or ``k<j>``; a
+        scalar integer literal, a gather's index, is written as ``int(c<j>)``)."""
+        if isinstance(a, Literal) and np.ndim(a.value) == 0 and np.asarray(a.value).dtype.kind in "iu":
+            name, _ = self.atom_once(scope, a)
+            return f"int({name})", 0
+        return self.atom_once(scope, a)
+
+    def atom_once(self, scope: _Scope, a: Atom) -> tuple[str, int]:
+        if isinstance(a, Var):
+            return scope.value[a.slot], scope.ndim[a.slot]
+        known = self.literal_names.get(id(a))
+        if known is not None:
+            return known
+        named = self.literal(a)
+        self.literal_names[id(a)] = named
+        return named
+
+    def literal(self, a: Literal) -> tuple[str, int]:
+        value = a.value
+        if np.ndim(value) == 0:  # read from lits at run time (-n, ...), so the source holds no n
+            self.literals.append(float(value))
+            return f"c{len(self.literals) - 1}", 0
+        array = np.ascontiguousarray(value)
+        if array.dtype.kind not in "fiu" or array.ndim > 2:
+            raise Unsupported(f"the general plan takes 1-D and 2-D numeric array literals, not {a}")
+        name = f"k{len(self.constants)}"
+        self.constants.append(array)
+        self.constant_names.append(name)
+        return name, array.ndim
+
+    def live(self, scope: _Scope, a: Atom) -> bool:
+        return isinstance(a, Var) and a.slot in scope.live
+
+    @staticmethod
+    def element(name: str, ndim: int, index: str = "i") -> str:
+        return name if ndim == 0 else f"{_flat(name, ndim)}[{index}]"
+
+    @staticmethod
+    def allocate(name: str, shape_of: str, ndim: int, zeros: bool = False) -> list[Any]:
+        out = [Assign(name, f"np.{'zeros' if zeros else 'empty'}({shape_of})")]
+        if ndim >= 2:
+            out.append(Assign(f"{name}_f", f"{name}.reshape(-1)"))
+        return out
+
+    # -- forward --
+    def forward(self, scope: _Scope, e: Eqn) -> list[Any]:
+        if e.out.dtype != "float64":
+            raise Unsupported(
+                f"equation {e}: the general plan computes float64 values only (integers are data)"
+            )
+        if e.prim.kind == "scan":
+            return self.scan_forward(scope, e)
+        t = _templates(e.prim)
+        ops = [self.atom(scope, a) for a in e.inputs]
+        ndim = len(e.out.shape)
+        o = scope.new(e.out)
+        kind = e.prim.kind
+        if kind == "elementwise":
+            arrays = [(n, d) for (n, d), a in zip(ops, e.inputs) if d]
+            if any(a.shape not in ((), e.out.shape) for a in e.inputs):
+                raise Unsupported(f"equation {e}: the general plan broadcasts a scalar over an array only")
+            if not arrays:
+                return [Assign(o, self.fill(t["expr"], e, ops))]
+            els = [(self.element(n, d), d) for n, d in ops]
+            return [
+                *self.allocate(o, f"{arrays[0][0]}.shape", ndim),
+                ForRange(
+                    "i",
+                    f"{_flat(o, ndim)}.size",
+                    [Assign(f"{_flat(o, ndim)}[i]", self.fill(t["expr"], e, els))],
+                ),
+            ]
+        if kind == "reduce":
+            ((x, d),) = ops
+            if d == 0:
+                return [Assign(o, fill(t["update"], e.prim, acc=t["init"], x=x))]
+            return [
+                Assign(o, t["init"]),
+                ForRange(
+                    "i",
+                    f"{_flat(x, d)}.size",
+                    [Assign(o, fill(t["update"], e.prim, acc=o, x=self.element(x, d)))],
+                ),
+            ]
+        if kind == "gather":
+            (x, dx), (idx, di) = ops
+            if dx != 1:
+                raise Unsupported(f"equation {e}: the general plan gathers from a vector only")
+            if di == 0:
+                return [Assign(o, fill(t["expr"], e.prim, x=x, y=idx))]
+            return [
+                *self.allocate(o, f"{idx}.shape", ndim),
+                ForRange(
+                    "i",
+                    f"{_flat(o, ndim)}.size",
+                    [Assign(f"{_flat(o, ndim)}[i]", fill(t["expr"], e.prim, x=x, y=self.element(idx, di)))],
+                ),
+            ]
+        if kind == "matvec":
+            (a, da), (v, dv) = ops
+            if (da, dv) != (2, 1):
+                raise Unsupported(f"equation {e}: the general plan's matvec takes a matrix and a vector")
+            term = fill(t["term"], e.prim, x=f"{a}[i, j]", y=f"{v}[j]")
+            return [
+                *self.allocate(o, f"{a}.shape[0]", 1),
+                ForRange(
+                    "i",
+                    f"{a}.shape[0]",
+                    [
+                        Assign("acc", "0.0"),
+                        ForRange("j", f"{a}.shape[1]", [Assign("acc", term, "+=")]),
+                        Assign(f"{o}[i]", "acc"),
+                    ],
+                ),
+            ]
+        # linalg: the primitive's own kernels
+        self.kernels[e.prim.name] = t["loops"]
+        out = [Assign(o, f"{e.prim.name}_forward({', '.join(n for n, _ in ops)})")]
+        if ndim >= 2:
+            out.append(Assign(f"{o}_f", f"{o}.reshape(-1)"))
+        return out
+
+    def fill(self, template: str, e: Eqn, operands: list[tuple[str, int]], **extra: str) -> str:
+        names = dict(zip("xyz", (n for n, _ in operands)))
+        return fill(template, e.prim, **names, **extra)
+
+    # -- reverse --
+    def reverse(self, scope: _Scope, e: Eqn) -> list[Any]:
+        if e.out.slot not in scope.live:
+            return []
+        if e.prim.kind == "scan":
+            return self.scan_reverse(scope, e)
+        t = _templates(e.prim)
+        ops = [self.atom(scope, a) for a in e.inputs]
+        o, ndim, g = scope.value[e.out.slot], len(e.out.shape), scope.ct[e.out.slot]
+        kind = e.prim.kind
+        live = [k for k, a in enumerate(e.inputs) if self.live(scope, a)]
+        if kind == "elementwise":
+            if ndim == 0:
+                return [
+                    Assign(scope.ct[e.inputs[k].slot], self.fill(t["adjoint"][k], e, ops, g=g, ans=o), "+=")
+                    for k in live
+                ]
+            els = [(self.element(n, d), d) for n, d in ops]
+            body = []
+            for k in live:
+                a = e.inputs[k]
+                target = self.element(scope.ct[a.slot], scope.ndim[a.slot])
+                body.append(
+                    Assign(
+                        target,
+                        self.fill(
+                            t["adjoint"][k], e, els, g=self.element(g, ndim), ans=self.element(o, ndim)
+                        ),
+                        "+=",
+                    )
+                )
+            return [ForRange("i", f"{_flat(o, ndim)}.size", body)] if body else []
+        if kind == "reduce":
+            ((x, d),) = ops
+            ct_x = scope.ct[e.inputs[0].slot]
+            weight = fill(t["adjoint"][0], e.prim, g="1.0", x=self.element(x, d), ans=o)
+            if d == 0:
+                return [Assign(ct_x, f"{g} * {weight}" if not t.get("normalise") else g, "+=")]
+            length = f"{_flat(x, d)}.size"
+            if t.get("normalise"):
+                return [
+                    Assign("wsum", "0.0"),
+                    ForRange("i", length, [Assign("wsum", weight, "+=")]),
+                    ForRange("i", length, [Assign(self.element(ct_x, d), f"{g} * {weight} / wsum", "+=")]),
+                ]
+            return [ForRange("i", length, [Assign(self.element(ct_x, d), f"{g} * {weight}", "+=")])]
+        if kind == "gather":
+            (x, _), (idx, di) = ops
+            if 0 not in live:
+                return []
+            ct_x = scope.ct[e.inputs[0].slot]
+            if di == 0:
+                return [Assign(f"{ct_x}[{idx}]", fill(t["adjoint"][0], e.prim, g=g), "+=")]
+            return [
+                ForRange(
+                    "i",
+                    f"{_flat(idx, di)}.size",
+                    [
+                        Assign(
+                            f"{ct_x}[{self.element(idx, di)}]",
+                            fill(t["adjoint"][0], e.prim, g=self.element(g, ndim)),
+                            "+=",
+                        )
+                    ],
+                )
+            ]
+        if kind == "matvec":
+            (a, _), (v, _) = ops
+            inner = []
+            for k in live:
+                target = f"{scope.ct[e.inputs[k].slot]}[{'i, j' if k == 0 else 'j'}]"
+                inner.append(
+                    Assign(
+                        target, fill(t["adjoint"][k], e.prim, g=f"{g}[i]", x=f"{a}[i, j]", y=f"{v}[j]"), "+="
+                    )
+                )
+            return [ForRange("i", f"{a}.shape[0]", [ForRange("j", f"{a}.shape[1]", inner)])] if inner else []
+        args = ", ".join([g, o, *(n for n, _ in ops)])
+        return [Assign(scope.ct[e.inputs[k].slot], f"{e.prim.name}_adjoint{k}({args})", "+=") for k in live]
+
+    # -- loops --
+    def scan_forward(self, scope: _Scope, e: Eqn) -> list[Any]:
+        body: Program = dict(e.params)["body"]
+        (c0, dc), (xs, dxs) = self.atom(scope, e.inputs[0]), self.atom(scope, e.inputs[1])
+        if dc > 1 or dxs > 2:
+            raise Unsupported(
+                f"equation {e}: the general plan's loop carries a scalar or a vector over a vector or matrix"
+            )
+        m = self.n_bodies  # a loop's body is written once per sweep that runs it: a scope each
+        self.n_bodies += 1
+        self.scans.add(id(e))
+        inner = self.body_scope(scope, e, body, m)
+        cs, tt, o = f"cs{m}", f"t{m}", scope.new(e.out)
+        rows = f"{xs}.shape[0]"
+        stmts = [Assign(cs, f"np.empty(({rows} + 1, {c0}.shape[0]))" if dc else f"np.empty({rows} + 1)")]
+        stmts.append(Assign(f"{cs}[0]", c0))
+        loop = self.body_forward(inner, body, cs, xs, tt)
+        loop.append(Assign(f"{cs}[{tt} + 1]", inner.value[body.out.slot]))
+        stmts.append(ForRange(tt, rows, loop))
+        stmts.append(Assign(o, f"{cs}[{rows}].copy()" if dc else f"{cs}[{rows}]"))
+        self.bodies[e.out.slot] = (inner, m)
+        return stmts
+
+    def body_scope(self, scope: _Scope, e: Eqn, body: Program, m: int) -> _Scope:
+        inner = _Scope(f"b{m}_")
+        carry, x, *free = body.params.values()
+        inner.bind(carry, f"b{m}_carry", f"b{m}_ct_carry")
+        inner.bind(x, f"b{m}_x", f"b{m}_ct_x")
+        for var, outer in zip(free, e.inputs[2:]):
+            name, _ = self.atom(scope, outer)
+            inner.bind(var, name, scope.ct.get(outer.slot) if isinstance(outer, Var) else None)
+            if self.live(scope, outer):
+                inner.live.add(var.slot)
+        inner.live.add(carry.slot)  # the carry depends on theta wherever the loop does
+        if self.live(scope, e.inputs[1]):
+            inner.live.add(x.slot)
+        for eq in body.eqns:
+            if any(self.live(inner, a) for a in eq.inputs):
+                inner.live.add(eq.out.slot)
+        return inner
+
+    def body_forward(self, inner: _Scope, body: Program, cs: str, xs: str, t: str) -> list[Any]:
+        carry, x = list(body.params.values())[:2]
+        stmts = [Assign(inner.value[carry.slot], f"{cs}[{t}]"), Assign(inner.value[x.slot], f"{xs}[{t}]")]
+        for eq in body.eqns:
+            stmts += self.forward(inner, eq)
+        return stmts
+
+    def scan_reverse(self, scope: _Scope, e: Eqn) -> list[Any]:
+        body: Program = dict(e.params)["body"]
+        inner, m = self.bodies[e.out.slot]
+        carry, x = list(body.params.values())[:2]
+        (_, dc), (xs, _) = self.atom(scope, e.inputs[0]), self.atom(scope, e.inputs[1])
+        cs, tr, t = f"cs{m}", f"r{m}", f"t{m}"
+        g = scope.ct[e.out.slot]
+        ctc = f"b{m}_ct_next"
+        loop = [Assign(t, f"{xs}.shape[0] - 1 - {tr}")]
+        loop += self.body_forward(inner, body, cs, xs, t)
+        own = [carry, *(eq.out for eq in body.eqns if eq.out.slot in inner.live)]
+        if x.slot in inner.live:
+            own.append(x)
+        for var in own:
+            loop += self.zeros(inner, var)
+        out = body.out
+        if out.slot in inner.ct:
+            loop.append(Assign(inner.ct[out.slot], ctc, "+="))
+        for eq in reversed(body.eqns):
+            loop += self.reverse(inner, eq)
+        if x.slot in inner.live:
+            loop.append(Assign(f"{scope.ct[e.inputs[1].slot]}[{t}]", inner.ct[x.slot], "+="))
+        loop.append(Assign(ctc, inner.ct[carry.slot]))
+        stmts = [Assign(ctc, f"{g}.copy()" if dc else g), ForRange(tr, f"{xs}.shape[0]", loop)]
+        if self.live(scope, e.inputs[0]):
+            stmts.append(Assign(scope.ct[e.inputs[0].slot], ctc, "+="))
+        return stmts
+
+    def zeros(self, scope: _Scope, var: Var) -> list[Any]:
+        name, ct = scope.value[var.slot], scope.ct[var.slot]
+        if not var.shape:
+            return [Assign(ct, "0.0")]
+        return self.allocate(ct, f"{name}.shape", len(var.shape), zeros=True)
+
+    # -- the function --
+    def plan(self) -> Plan:
+        p = self.p
+        self.bodies: dict[int, tuple[_Scope, int]] = {}
+        top = _Scope("")
+        head: list[Any] = []
+        offset = 0
+        blocks = []
+        for key, var in p.params.items():
+            name = f"p_{_ident(key)}"
+            top.bind(var, name, f"ct_{_ident(key)}")
+            top.live.add(var.slot)
+            size = int(np.prod(var.shape, dtype=int))
+            if not var.shape:
+                head.append(Assign(name, f"theta[{offset}]"))
+            elif len(var.shape) == 1:
+                head.append(Assign(name, f"theta[{offset}:{offset + size}]"))
+            else:
+                head.append(
+                    Assign(
+                        name, f"np.ascontiguousarray(theta[{offset}:{offset + size}]).reshape({var.shape})"
+                    )
+                )
+                head.append(Assign(f"{name}_f", f"{name}.reshape(-1)"))
+            blocks.append((var, offset, size))
+            offset += size
+        data_names = []
+        for key, var in p.data.items():
+            name = f"d_{_ident(key)}"
+            top.bind(var, name)
+            data_names.append(name)
+            if len(var.shape) >= 2:
+                head.append(Assign(f"{name}_f", f"{name}.reshape(-1)"))
+        for e in p.eqns:
+            if any(self.live(top, a) for a in e.inputs):
+                top.live.add(e.out.slot)
+        forward: list[Any] = []
+        for e in p.eqns:
+            forward += self.forward(top, e)
+        if isinstance(p.out, Literal):
+            raise Unsupported("the log-likelihood is a constant: there is nothing to differentiate")
+        value = top.value[p.out.slot]
+        reverse: list[Any] = []
+        for var, _, _ in blocks:
+            reverse += self.zeros(top, var)
+        for e in p.eqns:
+            if e.out.slot in top.live:
+                reverse += self.zeros(top, e.out)
+        if p.out.slot in top.live:
+            reverse.append(Assign(top.ct[p.out.slot], "1.0"))
+        for e in reversed(p.eqns):
+            reverse += self.reverse(top, e)
+        out = []
+        for var, off, size in blocks:
+            ct = top.ct[var.slot]
+            if not var.shape:
+                out.append(Assign(f"grad[{off}]", ct))
+            else:
+                out.append(
+                    Assign(f"grad[{off}:{off + size}]", ct if len(var.shape) == 1 else f"{ct}.reshape(-1)")
+                )
+        constants = [
+            Assign(f"{name}_f", f"{name}.reshape(-1)")
+            for name, c in zip(self.constant_names, self.constants)
+            if c.ndim >= 2
+        ]
+        lits = [Assign(f"c{k}", f"lits[{k}]") for k in range(len(self.literals))]
+        return Plan(
+            name=p.name,
+            data=[*data_names, *self.constant_names],
+            data_keys=list(p.data),
+            work=[],
+            work_blocks=[],
+            literals=self.literals,
+            body=[*lits, *constants, *head, *forward, *reverse, *out],
+            value=value,
+            loops=len(self.scans),
+            constants=self.constants,
+            preamble=[self.kernels[k] for k in sorted(self.kernels)],
+        )
+
+
+def general_plan(program: Program) -> Plan:
+    """The general plan of ``program`` (see the module docstring); ``Unsupported`` where a primitive
+    lacks its templates or an equation has a shape the plan does not take."""
+    return _General(program).plan()
