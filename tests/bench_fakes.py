@@ -40,6 +40,16 @@ class SlowEngine(Engine):
         return _reference_prepared(problem, data, lambda: time.sleep(self.delay if n > 10 else 0.0))
 
 
+class GrowingEngine(Engine):
+    """Every call sleeps n / 1000 s: linear growth that crosses a small budget between sizes."""
+
+    name, tier, description = "growing", "0", "sleeps n / 1000 s in every call"
+
+    def _prepare(self, problem, data):
+        n = problem.n_of(data)
+        return _reference_prepared(problem, data, lambda: time.sleep(n / 1000))
+
+
 class HangingEngine(Engine):
     """Hangs in ``prepare`` at n = 20, as a deadlocked compiler would."""
 

@@ -13,6 +13,7 @@ import pytest
 from bench_fakes import (
     BrokenSetupEngine,
     CrashingEngine,
+    GrowingEngine,
     HangingEngine,
     SlowEngine,
     UnavailableEngine,
@@ -22,6 +23,7 @@ from bench_fakes import (
 from engines.core.registry import get_engine
 from harness.cli import main
 from harness.commands import bench
+from harness.measure.run import predicted_over
 from harness.results import CELL_FIELDS, SCHEMA, load, to_frame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +89,44 @@ def test_over_budget_skips_the_larger_sizes_with_the_reason(monkeypatch, tmp_pat
         assert cells["normal", n]["status"] == "skipped"
         assert cells["normal", n]["reason"].startswith("n=20 over budget (0.3 s > 0.2 s)")
     assert code == 0
+
+
+def test_a_size_predicted_over_budget_from_the_growth_is_skipped_before_it_runs(monkeypatch, tmp_path):
+    argv = [
+        "--problems",
+        "normal",
+        "--sizes",
+        "10,20,40,80",
+        "--budget",
+        "0.06",
+        "--processes",
+        "1",
+        "--no-floor",
+    ]
+    code, doc = _run(monkeypatch, tmp_path, [GrowingEngine()], *argv)
+    cells = _cells(doc, "growing")
+    assert [cells["normal", n]["status"] for n in (10, 20, 40)] == ["ok"] * 3  # 10, 20, 40 ms per call
+    skipped = cells["normal", 80]  # 80 ms > 60 ms: extrapolated from 20 and 40, never run
+    assert skipped["status"] == "skipped" and skipped["call_s"] is None
+    assert skipped["reason"].startswith("n=80 predicted over budget: one call ~")
+    assert "> 0.06 s, extrapolated as n^" in skipped["reason"] and "from n=20, 40" in skipped["reason"]
+    assert code == 0
+
+
+def test_the_prediction_extrapolates_the_measured_growth_and_needs_two_sizes():
+    budget, timeout = 2.0, 120.0
+    assert predicted_over([(100, 0.5, 1.0)], 1000, budget, timeout) is None  # one size: no growth known
+    flat = [(10, 0.5, 1.0), (100, 0.4, 1.0)]  # falling cost: taken as flat, 0.4 s stays under 2 s
+    assert predicted_over(flat, 10**6, budget, timeout) is None
+    linear = [(10, 0.01, 0.1), (100, 0.1, 1.0)]
+    assert predicted_over(linear, 1000, budget, timeout) is None  # ~1 s
+    assert "one call ~10 s > 2 s, extrapolated as n^1.00 from n=10, 100" in predicted_over(
+        linear, 10**4, budget, timeout
+    )
+    unrolled = [(100, 0.001, 0.58), (1000, 0.01, 13.2)]  # an unrolled tape's first call at T = 1e4
+    assert "the first call ~" in predicted_over(unrolled, 10**4, budget, timeout)
+    steep = [(10, 1e-6, 0.1), (100, 1e-2, 0.1)]  # n^4 measured: clamped to n^3
+    assert "n^3.00" in predicted_over(steep, 1000, budget, timeout)
 
 
 def test_failed_check_is_recorded_with_no_times_and_unavailable_engines_are_listed(monkeypatch, tmp_path):

@@ -15,7 +15,9 @@ is the first pass's, ``first_calls_s`` every pass's.
 
 **Budget.** A cell whose single steady call exceeds ``--budget`` seconds in the first pass is
 ``over_budget`` and the larger sizes of that (engine, problem) are ``skipped``, with the reason; a
-cell that overruns the watchdog counts the same way. An unavailable engine gets an ``unavailable``
+cell that overruns the watchdog counts the same way. A larger size whose call or first call,
+extrapolated from the growth between the last two sizes measured (``predicted_over``), would exceed
+the budget or the watchdog is ``skipped`` before it runs, the prediction its reason. An unavailable engine gets an ``unavailable``
 cell for each (problem, n) with its reason. Availability is asked in the engine's first worker, not
 here (``harness.measure.availability``): an ``unavailable()`` that raises, exits or segfaults makes ``error``
 cells instead of ending the run; a broken entry point, not named in ``--engines``, gets
@@ -41,6 +43,7 @@ kill loses at most the measurement in flight. Ctrl-C stops the workers, marks th
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from datetime import UTC, datetime
@@ -150,6 +153,9 @@ class Bench:
         self.cells: dict[tuple[str, str, int], dict[str, Any]] = {}
         self.raw: dict[tuple[str, str, int], dict[str, Any]] = {}
         self.blocked: dict[tuple[str, str], str] = {}  # (engine, problem): why its larger sizes are skipped
+        self.history: dict[
+            tuple[str, str], list[tuple[int, float, float]]
+        ] = {}  # (n, call, first call) if ok
         self.broken: dict[str, str] = {}  # engine: why its worker cannot start
 
     # ---- writing -------------------------------------------------------------------------
@@ -300,6 +306,9 @@ class Bench:
             self.broken.get(engine.name)
             or self.blocked.get((engine.name, problem.name))
             or above_largest_size(problem, n)
+            or predicted_over(
+                self.history.get((engine.name, problem.name), []), n, self.cell.budget_s, self.cell_timeout
+            )
         ):
             status = "error" if engine.name in self.broken else "skipped"
             self.drop_pending(key)
@@ -323,6 +332,10 @@ class Bench:
         if fields["status"] == "over_budget" and k == 0:
             self.blocked[(engine.name, problem.name)] = (
                 f"n={format_size(n)} over budget ({fields['call_s']:.1f} s > {self.cell.budget_s:g} s)"
+            )
+        if fields["status"] == "ok" and k == 0:
+            self.history.setdefault((engine.name, problem.name), []).append(
+                (n, fields.get("call_s") or 0.0, fields.get("first_call_s") or 0.0)
             )
         if cell is None:
             cell = self.add(engine, problem, n, {})
@@ -397,6 +410,40 @@ def _interrupt(signum: int, frame: Any) -> None:
 def _clock(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def predicted_over(
+    history: list[tuple[int, float, float]], n: int, budget_s: float, timeout_s: float
+) -> str | None:
+    """Why the cell at ``n`` would be over budget or time out, extrapolated from the last two sizes
+    measured ``ok`` in this run, or None.
+
+    ``history`` holds (n, one steady call, first call) per size, ascending. Each time grows as
+    n^k with k the slope between the last two sizes on log-log axes, clamped to [0, 3] (a cost
+    that falls with n is taken as flat; gp's n^3 is the steepest the problems have). With fewer
+    than two sizes there is no growth to extrapolate and nothing is predicted. The point is the
+    cells the budget would reject anyway: an unrolled tape whose first call at T = 1000 took 13 s
+    is not traced again at T = 1e4 to find out that it takes longer than the watchdog allows.
+    """
+    if len(history) < 2:
+        return None
+    (n1, call1, first1), (n2, call2, first2) = history[-2:]
+    if not n2 < n:
+        return None
+    for what, t1, t2, limit in (
+        ("one call", call1, call2, budget_s),
+        ("the first call", first1, first2, timeout_s),
+    ):
+        if t1 <= 0 or t2 <= 0:
+            continue
+        k = min(3.0, max(0.0, math.log(t2 / t1) / math.log(n2 / n1)))
+        predicted = t2 * (n / n2) ** k
+        if predicted > limit:
+            return (
+                f"n={format_size(n)} predicted over budget: {what} ~{format_seconds(predicted)} > "
+                f"{limit:g} s, extrapolated as n^{k:.2f} from n={format_size(n1)}, {format_size(n2)}"
+            )
+    return None
 
 
 def above_largest_size(problem: Any, n: int) -> str | None:
