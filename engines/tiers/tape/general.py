@@ -73,6 +73,7 @@ class _Scope:
         self.ct: dict[int, str] = {}
         self.ndim: dict[int, int] = {}
         self.live: set[int] = set()
+        self.hoist: list[Any] | None = None  # a loop body's: allocations placed before the loop
 
     def bind(self, var: Var, name: str, ct: str | None = None) -> None:
         self.value[var.slot] = name
@@ -140,11 +141,18 @@ class _General:
         return name if ndim == 0 else f"{_flat(name, ndim)}[{index}]"
 
     @staticmethod
-    def allocate(name: str, shape_of: str, ndim: int, zeros: bool = False) -> list[Any]:
-        out = [Assign(name, f"np.{'zeros' if zeros else 'empty'}({shape_of})")]
+    def allocate(scope: _Scope, name: str, var: Var, shape_of: str, zeros: bool = False) -> list[Any]:
+        """``name = np.empty(...)`` (or zeros) and its flat view; inside a loop body the array is
+        allocated once before the loop with the trace's shape and only cleared in it."""
+        ndim = len(var.shape)
+        shape = shape_of if scope.hoist is None else repr(var.shape)
+        out = [Assign(name, f"np.{'zeros' if zeros else 'empty'}({shape})")]
         if ndim >= 2:
             out.append(Assign(f"{name}_f", f"{name}.reshape(-1)"))
-        return out
+        if scope.hoist is None:
+            return out
+        scope.hoist += out
+        return [Assign(f"{_flat(name, ndim)}[:]", "0.0")] if zeros else []
 
     # -- forward --
     def forward(self, scope: _Scope, e: Eqn) -> list[Any]:
@@ -167,7 +175,7 @@ class _General:
                 return [Assign(o, self.fill(t["expr"], e, ops))]
             els = [(self.element(n, d), d) for n, d in ops]
             return [
-                *self.allocate(o, f"{arrays[0][0]}.shape", ndim),
+                *self.allocate(scope, o, e.out, f"{arrays[0][0]}.shape"),
                 ForRange(
                     "i",
                     f"{_flat(o, ndim)}.size",
@@ -193,7 +201,7 @@ class _General:
             if di == 0:
                 return [Assign(o, fill(t["expr"], e.prim, x=x, y=idx))]
             return [
-                *self.allocate(o, f"{idx}.shape", ndim),
+                *self.allocate(scope, o, e.out, f"{idx}.shape"),
                 ForRange(
                     "i",
                     f"{_flat(o, ndim)}.size",
@@ -206,7 +214,7 @@ class _General:
                 raise Unsupported(f"equation {e}: the general plan's matvec takes a matrix and a vector")
             term = fill(t["term"], e.prim, x=f"{a}[i, j]", y=f"{v}[j]")
             return [
-                *self.allocate(o, f"{a}.shape[0]", 1),
+                *self.allocate(scope, o, e.out, f"{a}.shape[0]"),
                 ForRange(
                     "i",
                     f"{a}.shape[0]",
@@ -324,9 +332,10 @@ class _General:
         rows = f"{xs}.shape[0]"
         stmts = [Assign(cs, f"np.empty(({rows} + 1, {c0}.shape[0]))" if dc else f"np.empty({rows} + 1)")]
         stmts.append(Assign(f"{cs}[0]", c0))
+        inner.hoist = []
         loop = self.body_forward(inner, body, cs, xs, tt)
         loop.append(Assign(f"{cs}[{tt} + 1]", inner.value[body.out.slot]))
-        stmts.append(ForRange(tt, rows, loop))
+        stmts += [*inner.hoist, ForRange(tt, rows, loop)]
         stmts.append(Assign(o, f"{cs}[{rows}].copy()" if dc else f"{cs}[{rows}]"))
         self.bodies[e.out.slot] = (inner, m)
         return stmts
@@ -364,6 +373,7 @@ class _General:
         cs, tr, t = f"cs{m}", f"r{m}", f"t{m}"
         g = scope.ct[e.out.slot]
         ctc = f"b{m}_ct_next"
+        inner.hoist = []
         loop = [Assign(t, f"{xs}.shape[0] - 1 - {tr}")]
         loop += self.body_forward(inner, body, cs, xs, t)
         own = [carry, *(eq.out for eq in body.eqns if eq.out.slot in inner.live)]
@@ -378,8 +388,8 @@ class _General:
             loop += self.reverse(inner, eq)
         if x.slot in inner.live:
             loop.append(Assign(f"{scope.ct[e.inputs[1].slot]}[{t}]", inner.ct[x.slot], "+="))
-        loop.append(Assign(ctc, inner.ct[carry.slot]))
-        stmts = [Assign(ctc, f"{g}.copy()" if dc else g), ForRange(tr, f"{xs}.shape[0]", loop)]
+        loop.append(Assign(f"{ctc}[:]" if dc else ctc, inner.ct[carry.slot]))  # a copy: the buffer is reused
+        stmts = [Assign(ctc, f"{g}.copy()" if dc else g), *inner.hoist, ForRange(tr, f"{xs}.shape[0]", loop)]
         if self.live(scope, e.inputs[0]):
             stmts.append(Assign(scope.ct[e.inputs[0].slot], ctc, "+="))
         return stmts
@@ -388,7 +398,7 @@ class _General:
         name, ct = scope.value[var.slot], scope.ct[var.slot]
         if not var.shape:
             return [Assign(ct, "0.0")]
-        return self.allocate(ct, f"{name}.shape", len(var.shape), zeros=True)
+        return self.allocate(scope, ct, var, f"{name}.shape", zeros=True)
 
     # -- the function --
     def plan(self) -> Plan:
