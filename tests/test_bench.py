@@ -91,6 +91,15 @@ def test_over_budget_skips_the_larger_sizes_with_the_reason(monkeypatch, tmp_pat
     assert code == 0
 
 
+def test_no_fit_where_the_cell_at_the_fits_n_was_over_budget(monkeypatch, tmp_path):
+    argv = ["--problems", "normal", "--sizes", "10,20", "--budget", "0.2", "--processes", "1", "--no-floor"]
+    code, doc = _run(monkeypatch, tmp_path, [SlowEngine(delay=0.3)], *argv, "--fit-n", "20")
+    (fit,) = doc["fits"]
+    assert fit["status"] == "skipped" and fit.get("fit_s") is None
+    assert fit["reason"].startswith("not fitted: its cell at n=20 is over_budget: one call took")
+    assert code == 0
+
+
 def test_a_size_predicted_over_budget_from_the_growth_is_skipped_before_it_runs(monkeypatch, tmp_path):
     argv = [
         "--problems",

@@ -5,7 +5,9 @@ by the cells. Each record goes into the run's ``fits`` or ``probes`` list as it 
 
 An (engine, problem) is fitted only once its gradient passed the check: a cell ``ok`` and none
 ``failed``. An optimizer driven by a wrong gradient stops at a wrong optimum and says it converged,
-so a fit there would be an ``ok`` record of a wrong answer; it is ``skipped``, with the reason.
+so a fit there would be an ``ok`` record of a wrong answer; it is ``skipped``, with the reason. Nor
+is it fitted where its cell at the fit's n was not ``ok`` (over budget, timed out, skipped as
+predicted over): the fit's first call and tens of gradients would meet the same wall.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ def unchecked(bench: Any, engine: Engine, problem: Any) -> str | None:
     if not any(c["status"] == "ok" for c in cells):
         said = "; ".join(f"n={format_size(c['n'])} {c['status']}: {c['reason']}" for c in cells[:1])
         return f"no cell passed the check ({said or 'no cells'})"
+    at = bench.cells.get((engine.name, problem.name, bench.fit_n))
+    if at is not None and at["status"] != "ok":  # the fit would meet what the cell met, many times over
+        return f"its cell at n={format_size(bench.fit_n)} is {at['status']}: {at['reason']}"
     return None
 
 
