@@ -23,7 +23,7 @@ from engines.core.registry import get_engine
 from engines.native import libraries
 from engines.native.build import library_path
 from engines.native.engine import TAPE_CHOLESKY_MAX, NativeError
-from engines.native.render import render
+from engines.native.render import native_program, render
 from engines.tiers.tape.program import programs
 from problems import PROBLEMS
 from problems.base import Block, Problem
@@ -141,13 +141,27 @@ def all_primitives(request):
 def test_rendered_source_does_not_depend_on_n(problem):
     p = PROBLEMS[problem]
     try:
-        small = render(programs.get(p, p.make_data(10, 0)))
+        small = render(native_program(p, p.make_data(10, 0)))
     except Unsupported as err:  # a primitive without a C++ form, said before any compile
         pytest.skip(str(err))
-    large = render(programs.get(p, p.make_data(3000, 0)))
+    large = render(native_program(p, p.make_data(3000, 0)))
     assert small.body == large.body and small.name == large.name
     if small.literals:  # -n and its kin: read at run time, not compiled in
         assert small.literals != large.literals
+
+
+def test_a_loop_is_one_step_in_the_source_and_its_index_arrays_constants():
+    p = PROBLEMS["hmm"]
+    body = render(native_program(p, p.make_data(50, 0))).body
+    assert (
+        body.count("auto step0 = [&](const auto& b0_carry, const auto& b0_x) {") == 1 and "step1" not in body
+    )
+    assert (
+        "for (long t = 1; t < static_cast<long>(x_y_rest.size()); ++t) v37 = step0(v37, x_y_rest[t]);" in body
+    )
+    assert "static const adt::IntVec k0{{0, 1, 2}, nullptr};" in body  # hmm's row gather of W
+    # 3 row normalisers of W, the initial state, the end, and the step's 3, written once whatever T
+    assert body.count("adt::log_sum_exp(") == 8
 
 
 def test_every_primitive_of_the_tape_has_a_cpp_form_and_the_library_differentiates_it(all_primitives):

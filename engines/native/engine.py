@@ -32,8 +32,16 @@ import numpy as np
 from engines.core.contract import Engine, Prepared, Unsupported
 from engines.native.build import Library, build, library_source
 from engines.native.libraries import TOOLCHAINS, Toolchain
-from engines.native.render import F64_MATRIX, F64_SCALAR, F64_VECTOR, I64_VECTOR, Rendered, render
-from engines.tiers.tape.program import Program, programs
+from engines.native.render import (
+    F64_MATRIX,
+    F64_SCALAR,
+    F64_VECTOR,
+    I64_VECTOR,
+    Rendered,
+    native_program,
+    render,
+)
+from engines.tiers.tape.program import Program
 from problems.base import Data, Problem
 
 BUNDLE_N = 20
@@ -119,7 +127,7 @@ class NativeEngine(Engine):
         raise NotImplementedError
 
     def rendered(self, problem: Problem, data: Data) -> Rendered:
-        program = programs.get(problem, data)
+        program = native_program(problem, data)
         if self.needs_theta0:
             check_scalar_tape(program, self.name)
         return render(program, self.soa_primitives)
@@ -286,7 +294,7 @@ def _bundle(family: str, soa_primitives: frozenset[str]) -> dict[str, Rendered]:
     found = {}
     for problem in BUILTIN:
         try:
-            rendered = render(programs.get(problem, problem.make_data(BUNDLE_N, 0)), soa_primitives)
+            rendered = render(native_program(problem, problem.make_data(BUNDLE_N, 0)), soa_primitives)
         except Unsupported:
             continue  # the engine says so when that problem is prepared
         found[rendered.name] = rendered

@@ -31,8 +31,16 @@ vectors or matrices (a kernel matrix and its Cholesky factor: ``gp``), each ``co
 
 The source does not depend on n: literals (``-n``) are read from ``d.lit(k)`` and lengths from the
 data, so one compilation serves every size with the same parameter layout (``render`` of the same
-problem at two sizes gives the same text; a test checks it). A primitive without a ``cpp`` template,
-a non-scalar literal or an integer array used other than as a gather's index raises ``Unsupported``.
+problem at two sizes gives the same text; a test checks it). An integer index array of the program
+itself (hmm's ``np.arange(i * K, (i + 1) * K)``) is written into the source as a ``static const
+adt::IntVec``. A primitive without a ``cpp`` template, a float array literal or an integer array
+used other than as a gather's index raises ``Unsupported``.
+
+``ops.scan`` arrives as one loop equation (``native_program`` traces with
+``engines.tiers.tape.scan.scan_ops``) and becomes a loop: the body a generic lambda over (carry, x)
+that captures its free variables by reference, applied to x[0], then in a ``for`` over the other
+rows. The source holds one step however long the loop; a tape library records the T steps at run
+time, as it records any loop of its scalar operations.
 """
 
 from __future__ import annotations
@@ -44,7 +52,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from engines.core.contract import Unsupported
-from engines.tiers.tape.program import Atom, Literal, Program, Var
+from engines.tiers.tape.program import Atom, Eqn, Literal, Program, Var, programs
+from engines.tiers.tape.scan import scan_ops
+from problems.base import Data, Problem
 
 F64_SCALAR, F64_VECTOR, F64_MATRIX, I64_VECTOR = 0, 1, 2, 3
 """The kinds of data array, as ``adt::Kind`` in ``cpp/adt.hpp`` numbers them."""
@@ -88,18 +98,70 @@ class _Renderer:
         self.lines: list[str] = []
         self.live = {v.slot for v in program.params.values()}
         self.soa = all(e.prim.name in soa_primitives for e in program.eqns)
+        self.prefix, self.indent = "", "  "
+        self.counter = [0, 0]  # loops and index literals rendered so far, shared with loop bodies
 
     def operand(self, atom: Atom) -> str:
         if isinstance(atom, Literal):
+            if np.ndim(atom.value) == 1 and np.asarray(atom.value).dtype.kind in "iu":
+                return self.index_literal(np.asarray(atom.value))
             if np.ndim(atom.value) != 0:
-                raise Unsupported(f"the C++ renderer takes scalar literals only, not {atom}")
+                raise Unsupported(
+                    f"the C++ renderer takes scalar literals and integer index arrays only, not {atom}"
+                )
             self.literals.append(float(atom.value))
             k = len(self.literals) - 1
-            self.lines.append(f"  const double c{k} = d.lit({k});")
+            self.lines.append(f"{self.indent}const double c{k} = d.lit({k});")
             return f"c{k}"
         return self.names[atom.slot]
 
-    def equation(self, e) -> None:
+    def index_literal(self, value: np.ndarray) -> str:
+        """A constant gather index (hmm's ``np.arange(i * K, (i + 1) * K)``) written into the source,
+        built once: its entries are the program's, not the data's, so the text does not depend on n."""
+        k = self.counter[1]
+        self.counter[1] += 1
+        entries = ", ".join(str(int(i)) for i in value)
+        self.lines.append(f"{self.indent}static const adt::IntVec k{k}{{{{{entries}}}, nullptr}};")
+        return f"k{k}"
+
+    def scan(self, e: Eqn) -> None:
+        """``ops.scan`` (``engines.tiers.tape.scan``) as a loop of C++: the body a generic lambda over
+        (carry, x) capturing its free variables, applied to every row; the library records whatever
+        the loop runs (a tape library T copies of the step, as its own loops do)."""
+        body: Program = dict(e.params)["body"]
+        carry0, xs = e.inputs[:2]
+        if not isinstance(carry0, Var) or not isinstance(xs, Var) or len(xs.shape) != 1 or not xs.shape[0]:
+            raise Unsupported(f"the C++ renderer loops over the elements of a non-empty vector only: {e}")
+        m = self.counter[0]
+        self.counter[0] += 1
+        inner = _Renderer(body, frozenset())
+        inner.literals, inner.counter = self.literals, self.counter
+        inner.prefix, inner.indent = f"b{m}_", self.indent + "  "
+        carry, x, *free = body.params.values()
+        inner.names = {carry.slot: f"b{m}_carry", x.slot: f"b{m}_x"}
+        inner.live = {carry.slot} | ({x.slot} if xs.slot in self.live else set())
+        for var, outer in zip(free, e.inputs[2:]):
+            inner.names[var.slot] = self.operand(outer)
+            if isinstance(outer, Var) and outer.slot in self.live:
+                inner.live.add(var.slot)
+        for eq in body.eqns:
+            inner.equation(eq)
+        out = inner.operand(body.out)
+        name, rows = f"{self.prefix}v{e.out.slot}", self.names[xs.slot]
+        self.live.add(e.out.slot)
+        self.names[e.out.slot] = name
+        self.lines += [
+            f"{self.indent}auto step{m} = [&](const auto& b{m}_carry, const auto& b{m}_x) {{",
+            *inner.lines,
+            f"{inner.indent}return {out};",
+            f"{self.indent}}};",
+            f"{self.indent}auto {name} = step{m}({self.names[carry0.slot]}, {rows}[0]);  // scan",
+            f"{self.indent}for (long t = 1; t < static_cast<long>({rows}.size()); ++t) {name} = step{m}({name}, {rows}[t]);",
+        ]
+
+    def equation(self, e: Eqn) -> None:
+        if e.prim.kind == "scan":
+            return self.scan(e)
         template = e.prim.templates.get("cpp")
         if template is None:
             raise Unsupported(
@@ -125,9 +187,9 @@ class _Renderer:
             ) from None
         if live:
             self.live.add(e.out.slot)
-        name = f"v{e.out.slot}"
+        name = f"{self.prefix}v{e.out.slot}"
         self.names[e.out.slot] = name
-        self.lines.append(f"  const auto {name} = {expr};  // {e.prim.name}")
+        self.lines.append(f"{self.indent}const auto {name} = {expr};  // {e.prim.name}")
 
     def render(self) -> Rendered:
         p = self.p
@@ -196,6 +258,12 @@ class _Renderer:
             sizes=tuple(sizes),
             soa=self.soa,
         )
+
+
+def native_program(problem: Problem, data: Data) -> Program:
+    """The program the C++ engines render: ``ops.scan`` traced as one loop equation, so that the
+    source holds one step however long the loop (``engines.tiers.tape.scan``)."""
+    return programs.get(problem, data, scan_ops)
 
 
 def render(program: Program, soa_primitives: frozenset[str] = frozenset()) -> Rendered:

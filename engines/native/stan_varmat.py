@@ -15,9 +15,8 @@ A program using a primitive Stan has no ``var_value`` form of (``VARMAT_PRIMITIV
 from __future__ import annotations
 
 from engines.core.contract import Unsupported
-from engines.native.render import Rendered
+from engines.native.render import Rendered, native_program
 from engines.native.stan import VARMAT_PRIMITIVES, StanEngine
-from engines.tiers.tape.program import programs
 from problems.base import Data, Problem
 
 
@@ -29,7 +28,7 @@ class StanVarmatEngine(StanEngine):
     def rendered(self, problem: Problem, data: Data) -> Rendered:
         rendered = super().rendered(problem, data)
         if not rendered.soa:
-            used = set(programs.get(problem, data).op_counts())
+            used = set(native_program(problem, data).op_counts())
             missing = sorted(used - VARMAT_PRIMITIVES)
             raise Unsupported(f"Stan Math has no var_value (struct-of-arrays) form of {', '.join(missing)}")
         return rendered

@@ -49,9 +49,16 @@ from engines.core.contract import Engine, Prepared, Unsupported
 from engines.native.build import CompileError
 from engines.native.engine import check_scalar_tape
 from engines.native.libraries import CPP_DIR, compiler
-from engines.native.render import F64_MATRIX, F64_SCALAR, F64_VECTOR, I64_VECTOR, Rendered, render
+from engines.native.render import (
+    F64_MATRIX,
+    F64_SCALAR,
+    F64_VECTOR,
+    I64_VECTOR,
+    Rendered,
+    native_program,
+    render,
+)
 from engines.tiers.tape.compiled import cache_dir
-from engines.tiers.tape.program import programs
 from problems.base import Data, Problem
 
 R_INSTALL = "apt-get update && apt-get install -y r-cran-tmb (make install does it where it runs as root)"
@@ -210,7 +217,7 @@ def _bundle() -> tuple[Rendered, ...]:
     found = {}
     for problem in BUILTIN:
         try:
-            rendered = render(programs.get(problem, problem.make_data(BUNDLE_N, 0)))
+            rendered = render(native_program(problem, problem.make_data(BUNDLE_N, 0)))
         except Unsupported:
             continue  # the engine says so when that problem is prepared
         found[rendered.name] = rendered
@@ -322,7 +329,7 @@ class TmbEngine(Engine):
         return super().versions() | r_versions() | {"tmb-framework": self.framework}
 
     def rendered(self, problem: Problem, data: Data) -> Rendered:
-        program = programs.get(problem, data)
+        program = native_program(problem, data)
         check_scalar_tape(program, f"TMB ({self.framework})")
         return render(program)
 
