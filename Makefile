@@ -53,7 +53,7 @@ test-deps:
 		echo "chromium is missing (the report's browser test will be skipped): apt-get install chromium"
 
 test: $(STAMP) test-deps
-	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q --durations=25
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -n 2 --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .

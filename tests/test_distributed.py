@@ -140,9 +140,12 @@ def test_a_worker_killed_mid_unit_costs_at_most_its_unit_and_the_run_completes(c
     assert doc["run"]["status"] == "complete", output
     expected = {(e, "normal", n) for e in ("manual", "tape", "null") for n in (10, 100, 1000, 10_000)}
     assert {(c["engine"], c["problem"], c["n"]) for c in doc["cells"]} == expected
-    assert f"Dask worker {killed[0]} died while measuring it; retrying once" in output
     not_ok = {(c["engine"], c["problem"]) for c in doc["cells"] if c["status"] != "ok"}
     assert len(not_ok) <= 1, output  # at most the killed unit's series
+    # ``processing`` also lists a task queued on the worker: a kill that lands before the unit has
+    # started there is rescheduled by Dask itself, unseen by the harness, and every cell is then ok
+    seen = f"Dask worker {killed[0]} died while measuring it; retrying once" in output
+    assert seen or not not_ok, output
     assert code == (1 if not_ok else 0), output
     for cell in doc["cells"]:
         assert cell["worker"] and cell["worker"] != killed[0] or cell["status"] == "ok"
