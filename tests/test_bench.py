@@ -134,6 +134,8 @@ def test_the_prediction_extrapolates_the_measured_growth_and_needs_two_sizes():
     )
     unrolled = [(100, 0.001, 0.58), (1000, 0.01, 13.2)]  # an unrolled tape's first call at T = 1e4
     assert "the first call ~" in predicted_over(unrolled, 10**4, budget, timeout)
+    near = [(100, 0.001, 0.8), (1000, 0.01, 8.0)]  # 80 s predicted: under the watchdog, over its half
+    assert "the first call ~80 s > 60 s" in predicted_over(near, 10**4, budget, timeout)
     steep = [(10, 1e-6, 0.1), (100, 1e-2, 0.1)]  # n^4 measured: clamped to n^3
     assert "n^3.00" in predicted_over(steep, 1000, budget, timeout)
 
