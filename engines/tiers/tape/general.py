@@ -37,7 +37,7 @@ import numpy as np
 
 from engines.core.contract import Unsupported
 from engines.tiers.tape.program import Atom, Eqn, Literal, Program, Var
-from engines.tiers.tape.stmts import REQUIRED, Assign, ForRange, MissingTemplate, Plan, fill
+from engines.tiers.tape.stmts import REQUIRED, Assign, ForRange, Plan, fill, templates_of
 
 GENERAL_REQUIRED = {**REQUIRED, "linalg": ("loops",)}
 """The templates each kind needs in the general plan: the one-pass kinds', and a linalg primitive's
@@ -45,18 +45,7 @@ kernels (``loops``)."""
 
 
 def _templates(prim: Any) -> dict[str, Any]:
-    needed = GENERAL_REQUIRED.get(prim.kind)
-    if needed is None:
-        raise MissingTemplate(
-            f"primitive {prim.name!r} has kind {prim.kind!r}, which code generation does not know"
-        )
-    missing = [k for k in needed if k not in prim.templates]
-    if missing:
-        raise MissingTemplate(
-            f"primitive {prim.name!r} has no code template {', '.join(map(repr, missing))} (kind {prim.kind!r} "
-            f"needs {', '.join(needed)}): add it beside its NumPy rule in the primitive table"
-        )
-    return prim.templates
+    return templates_of(prim, GENERAL_REQUIRED)
 
 
 def _ident(text: str) -> str:

@@ -28,9 +28,10 @@ class MissingTemplate(Unsupported):
     """A primitive of the tape has no code templates, so no source can be generated for it."""
 
 
-def templates_of(prim: Primitive) -> dict[str, Any]:
-    """The primitive's code templates, or ``MissingTemplate`` naming it and the templates it lacks."""
-    needed = REQUIRED.get(prim.kind)
+def templates_of(prim: Primitive, required: dict[str, tuple[str, ...]] = REQUIRED) -> dict[str, Any]:
+    """The primitive's code templates, or ``MissingTemplate`` naming it and the templates it lacks;
+    ``required``: the templates each kind needs (the one-pass plan's, or the general plan's)."""
+    needed = required.get(prim.kind)
     if needed is None:
         raise MissingTemplate(
             f"primitive {prim.name!r} has kind {prim.kind!r}, which code generation does not know"
