@@ -66,20 +66,20 @@ DEFAULT_GROUP = (
     "manual",
     "manual-numba",
     "graph",
-    "graph-scalar",
     "tape",
     "compiled",
     "jax",
     "torch",
     "stan-varmat",
     "cppad",
-    "tmb",
     "tensorflow-graph",
     "enzyme",
 )
-"""``@default``, what ``make bench`` times: the baselines, every in-house tier, and one engine per
-production library family (the rest are in ``@frameworks`` and ``@native``), chosen for the
-20-minute fresh-clone budget of a 2-core machine; ``@all`` (``make bench-all``) is every engine."""
+"""``@default``, what ``make bench`` times (at two processes per cell): the baselines, the in-house
+tiers, and one engine per production library family, chosen for the 20-minute fresh-clone budget of
+a 2-core machine. Left to ``@all`` (``make bench-all``) for their cost there: ``tmb`` (a TMB compile
+per problem and the slowest large-n cells, about 3 min of a fresh run) and ``graph-scalar`` (Tier 0
+as ``graph`` is; its cells and fits about 3 min); the rest are in ``@frameworks`` and ``@native``."""
 
 
 def engine_groups() -> dict[str, list[str]]:
