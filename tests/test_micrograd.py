@@ -28,6 +28,23 @@ def test_recursion_limit_is_the_cells_reason_naming_n():
     assert result.unsupported and not result.failed
 
 
+def test_a_larger_n_after_the_limit_is_refused_before_its_graph_is_built():
+    """After the limit is hit at n, 10 n is refused in prepare, naming the n measured; a smaller n
+    and another problem still run."""
+    problem, engine = PROBLEMS["normal"], MicrogradEngine()
+    n = 2 * sys.getrecursionlimit()
+    with pytest.raises(Unsupported, match=f"at n = {n}"):
+        engine.prepare(problem, problem.make_data(n)).value_and_grad(problem.true_theta(n))
+    with pytest.raises(
+        Unsupported, match=f"hit Python's recursion limit .* at n = {n} on normal; n = {10 * n}"
+    ):
+        engine.prepare(problem, problem.make_data(10 * n))
+    value, _ = engine.prepare(problem, problem.make_data(10)).value_and_grad(problem.true_theta(10))
+    assert np.isfinite(value)
+    other = PROBLEMS["exponential"]
+    assert np.isfinite(engine.prepare(other, other.make_data(10)).value(other.true_theta(10)))
+
+
 def test_exp_and_log_backward_use_the_tables_rules(monkeypatch):
     from engines.core import primitives
     from engines.frameworks import micrograd_engine

@@ -13,7 +13,10 @@ micrograd's ``backward`` builds its topological order by recursion, one Python f
 the deepest path: a sum over n terms is n frames deep, so past about Python's recursion limit
 (1000 frames) it raises ``RecursionError``. That is reported as the cell's reason (``Unsupported``,
 naming n and the limit): a limit of the library, the cost of its recursive sort that the graph
-engines here avoid with an iterative one. The limit is left as Python sets it.
+engines here avoid with an iterative one. The limit is left as Python sets it. Once a problem has
+hit it at some n, a larger n of that problem (a graph at least as deep) is refused in ``prepare``,
+naming the measured n, before its graph is built: building a million nodes alone outlasts the
+cell's watchdog, which would otherwise turn a known limit into a timeout.
 """
 
 from __future__ import annotations
@@ -166,6 +169,10 @@ class MicrogradEngine(Engine):
     libraries = ("micrograd",)
     description = "Karpathy's micrograd Value (a node per scalar, recursive backward); exp/log from the table"
 
+    def __init__(self) -> None:
+        self.recursion_hit: dict[str, int] = {}
+        """Per problem, the smallest n whose backward hit the recursion limit in this process."""
+
     def unavailable(self) -> str | None:
         missing = module_missing("micrograd")
         return None if missing is None else "micrograd is not installed (pip install micrograd==0.1.0)"
@@ -173,6 +180,12 @@ class MicrogradEngine(Engine):
     def _prepare(self, problem: Problem, data: Data) -> Prepared:
         Value = _node_class()
         ops, n = MicrogradOps(), problem.n_of(data)
+        hit = self.recursion_hit.get(problem.name)
+        if hit is not None and n >= hit:
+            raise Unsupported(
+                f"micrograd's recursive backward hit Python's recursion limit ({sys.getrecursionlimit()}) "
+                f"at n = {hit} on {problem.name}; n = {n} is as deep or deeper, not built"
+            )
         listed = {k: _lists(v) for k, v in data.items()}
 
         def run(theta: np.ndarray, grad: bool) -> tuple[float, np.ndarray]:
@@ -187,6 +200,7 @@ class MicrogradEngine(Engine):
             try:
                 out.backward()
             except RecursionError:
+                self.recursion_hit[problem.name] = min(n, self.recursion_hit.get(problem.name, n))
                 raise Unsupported(
                     f"micrograd's recursive backward hits Python's recursion limit ({sys.getrecursionlimit()}) "
                     f"at n = {n}"
