@@ -38,7 +38,9 @@ the steady-state calls (``harness.measure.counters``): deterministic, for a CI g
 
 The parent alone writes the results file, atomically, after every measurement, so a crash or a
 kill loses at most the measurement in flight. Ctrl-C stops the workers, marks the run
-``interrupted``, keeps what was measured and exits 130.
+``interrupted``, keeps what was measured and exits 130. The signal handlers (SIGINT, SIGTERM) also
+set a flag that is checked before every cell: a KeyboardInterrupt raised while Python runs a
+finaliser (a ``__del__``) is printed and dropped, and the run must stop all the same.
 """
 
 from __future__ import annotations
@@ -230,11 +232,13 @@ class Bench:
         print(f"adtiers bench: writing {self.path} ({self.processes} processes per cell)", flush=True)
         self.save()
 
-        previous = signal.getsignal(signal.SIGTERM)
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        _signalled.clear()
         try:
-            signal.signal(signal.SIGTERM, _interrupt)
-        except ValueError:  # not the main thread: leave SIGTERM alone
-            previous = None
+            for sig in previous:
+                signal.signal(sig, _interrupt)
+        except ValueError:  # not the main thread: leave the handlers alone
+            previous = {}
         try:
             for engine in self.engines:
                 if engine.name in refused:
@@ -243,6 +247,8 @@ class Bench:
             for k in range(self.processes):
                 self.run_pass(k, available, workers if k == 0 else {})
             for engine in available:
+                if _signalled:
+                    raise KeyboardInterrupt
                 if engine.name not in self.broken:
                     run_extras(self, engine)
         except KeyboardInterrupt:
@@ -250,8 +256,9 @@ class Bench:
         finally:
             for worker in workers.values():  # started for the availability probe; pass 0 took them over
                 worker.stop()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                if handler is not None:  # None: a handler not set from Python, which cannot be restored
+                    signal.signal(sig, handler)
         return self.finish("complete")
 
     def series(self, engine: Engine) -> list[Any]:
@@ -291,6 +298,8 @@ class Bench:
 
     def measure(self, worker: Worker, engine: Engine, problem: Any, n: int, k: int) -> None:
         """Process ``k``'s measurement of one cell: recorded in the first pass, merged in later ones."""
+        if _signalled:
+            raise KeyboardInterrupt  # the handler's own raise was lost (see the module docstring)
         key = (engine.name, problem.name, n)
         cell = self.cells.get(key)
         if k > 0:
@@ -403,7 +412,12 @@ class Bench:
         return 1 if counts.get("failed") or counts.get("error") else 0
 
 
+_signalled: set[int] = set()
+"""The signals received during the run in progress."""
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    _signalled.add(signum)
     raise KeyboardInterrupt
 
 
