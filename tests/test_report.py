@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.report import cells_frame, render_report
 from harness.report.data import scaling_slope
 from harness.report.output import run_dir_name
-from harness.report.render import TITLES
+from harness.report.sections import SECTIONS
 from harness.results import write_atomic
 
 ENGINES = ("manual", "graph", "graph-scalar", "tape", "jax", "jax-cuda", "torch")
@@ -40,12 +40,21 @@ def _text(html):
     return re.sub(r"<[^>]+>", " ", html)
 
 
+TITLES = {s.key: s.title for s in SECTIONS}
+
+
 def test_every_section_is_present_in_order_with_its_guide(report):
     positions = [report.index(f'<section id="{anchor}"><h2>{title}</h2>') for anchor, title in TITLES.items()]
     assert positions == sorted(positions)
     assert report.count('<p class="how">') == len(TITLES)
     assert all(f'<a href="#{anchor}">' in report for anchor in TITLES)
     assert report.count("<svg") == 3  # one scaling figure per problem, and the AoS / SoA figure
+
+
+def test_the_comparison_guide_names_the_tests_compare_uses():
+    guide = next(s.guide for s in SECTIONS if s.key == "comparison")
+    assert "Welch's t" in guide and "process medians" in guide  # cells of several processes
+    assert "Mann-Whitney" in guide and "rounds" in guide  # the fallback for one process per cell
 
 
 def test_summary_names_the_fastest_ad_engine_and_its_margin(doc, report):
