@@ -240,3 +240,34 @@ def test_bad_input_exits_2_naming_the_file(tmp_path, monkeypatch, capsys):
     (tmp_path / "bad.json").write_text("{not json")
     assert main(["report", "bad.json"]) == 2
     assert "bad.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_markdown_prints_one_problems_medians_and_writes_no_page(tmp_path, monkeypatch, capsys, doc):
+    monkeypatch.chdir(tmp_path)
+    write_atomic(tmp_path / "run.json", doc)
+    assert main(["report", "--markdown", "run.json", "--problem", "regression"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| engine | tier | n = 10 | n = 1000 | n = 1e5 | n = 1e6 |"
+    rows = {line.split(" | ")[0].strip("| `"): line for line in lines[2:]}
+    assert list(rows) == [
+        "manual",
+        "graph",
+        "graph-scalar",
+        "tape",
+        "jax",
+        "torch",
+    ]  # by tier; jax-cuda never timed
+    manual = _cell(doc, "regression", "manual", 10)["vg_median_s"]
+    assert rows["manual"].startswith(f"| `manual` | baseline | {fmt.seconds(manual)} |")
+    assert rows["graph-scalar"].endswith("| over budget | skipped |")
+    assert not (tmp_path / "reports").exists()
+
+
+def test_markdown_keeps_machines_apart_and_refuses_an_absent_problem(tmp_path, capsys, doc):
+    write_atomic(tmp_path / "a.json", doc)
+    write_atomic(tmp_path / "b.json", make_results(machine="gpu-box", run="r2", speed=0.5, **SMALL))
+    assert main(["report", "--markdown", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "Machine `ci-box`:" in out and "Machine `gpu-box`:" in out and out.count("| engine | tier |") == 2
+    assert main(["report", "--markdown", str(tmp_path / "a.json"), "--problem", "gp"]) == 2
+    assert "no timed cell of problem 'gp'" in capsys.readouterr().err

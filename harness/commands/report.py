@@ -7,6 +7,10 @@ RESULTS it reports the newest ``results/*.json``. The baseline is, by default, t
 ``results/reference/*.json`` that ran on the same machine; ``--baseline`` names one, and one from
 another machine is shown with a warning and no ratios (two machines' timings are never compared).
 
+``--markdown`` writes no page: it prints to stdout, as a Markdown table, the median
+value-and-gradient time per engine and size of one problem (``--problem``, default ``normal``) in
+RESULTS. The README's first results are that table for the committed reference run.
+
 This command reads results files only: it imports no engine.
 
 ``--out`` names a directory (made if missing); an ``--out`` that is an existing file, or a place
@@ -40,6 +44,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-baseline", action="store_true", help="no comparison section, even by default")
     p.add_argument("--out", default="reports", help="reports directory (default: reports)")
     p.add_argument("--name", help="the report's directory under --out (default: the run id)")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print one problem's median value-and-gradient times per engine and size as a Markdown "
+        "table to stdout, instead of writing the HTML report",
+    )
+    p.add_argument(
+        "--problem", default="normal", help="the problem of the --markdown table (default: normal)"
+    )
     p.set_defaults(func=run)
 
 
@@ -63,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         paths = [newest]
+    if args.markdown:
+        return _markdown(paths, args.problem)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         print(
@@ -101,6 +116,29 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     print(path)
+    return 0
+
+
+def _markdown(paths: list[Path], problem: str) -> int:
+    """``--markdown``: the problem's table of medians on stdout; exit 2 where it has no timed cell."""
+    from harness.report import cells_frame
+    from harness.report.markdown import median_table
+
+    try:
+        cells = cells_frame([load(p) for p in paths])
+    except ResultsError as err:
+        print(f"adtiers report: {err}", file=sys.stderr)
+        return 2
+    text = median_table(cells, problem)
+    if not text:
+        known = ", ".join(sorted(set(cells.frame["problem"]))) or "none"
+        print(
+            f"adtiers report: no timed cell of problem {problem!r} in "
+            f"{', '.join(map(str, paths))} (its problems: {known})",
+            file=sys.stderr,
+        )
+        return 2
+    print(text, end="")
     return 0
 
 
