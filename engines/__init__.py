@@ -8,14 +8,17 @@ Where things are:
   against), ``contract`` (``Engine``, ``Prepared``, ``Unsupported``), ``registry`` (built-ins and
   the ``adtiers.engines`` entry point), ``threads``.
 - ``engines.tiers``: the in-house tiers. ``graph_scalar`` and ``graph`` (Tier 0, a graph per call,
-  array-of-structs and struct-of-arrays); ``tape/``, the tape and its interpreters together:
-  ``program`` (the format and the tracer), ``replay`` (Tier 1, NumPy forward and reverse),
-  ``hessian`` (reverse over reverse), ``codegen`` and ``stmts`` (the plan of loops), ``compiled``
-  (Tier 2, numba), ``gpu_render`` and ``gpu`` (Tier 2, numba.cuda).
-- ``engines.frameworks``: adapters of outside AD libraries (autograd, JAX, PyTorch).
-- ``engines.native``: C++ libraries, called through a compiled shared library.
+  array-of-structs and struct-of-arrays); ``tape/``, the tape and its interpreters together: the
+  format and the tracer, the NumPy replay (Tier 1), the Hessian (reverse over reverse), and code
+  generation for numba (Tier 2, ``compiled``) and numba.cuda (``gpu``).
+- ``engines.frameworks``: adapters of outside AD libraries, one module per library (autograd,
+  CasADi, Enzyme, JAX, micrograd, PyTensor, TensorFlow, tinygrad, PyTorch).
+- ``engines.native``: C++ libraries (Stan Math, CppAD, ADOL-C, and TMB through R), the tape
+  rendered as C++ and compiled into a shared library; ``cpp/`` holds the C++ preludes.
 - ``engines.baselines``: no AD: hand-written gradients (``manual``, ``manual_numba``) and the
   harness floor (``null``).
+
+Every built-in engine is named in ``engines.core.registry.BUILTIN``; ``adtiers list`` shows them all.
 
 An outside engine needs only the contract, importable from here::
 
