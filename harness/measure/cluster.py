@@ -316,9 +316,9 @@ class ClusterBench:
         if status != "ok":
             self.record.unavailable_here(engine, reason)
         on = f" on {reply['worker']}"
-        where = {"machine": machine_id, "worker": reply["worker"], "process_workers": []}
         for item in reply["cells"]:
             n, fields, key = item["n"], item["fields"], (engine.name, problem.name, item["n"])
+            where = {"machine": machine_id, "worker": reply["worker"], "process_workers": []}
             cell = self.record.cells.get(key)
             if not item["measured"]:
                 cell = self.record.skip(
