@@ -1,8 +1,10 @@
 """``adtiers bench``: time every engine on every problem and size into one results file.
 
 This module is the command: its arguments, their defaults (sizes, timing, processes, budget) and
-their checks. The run itself, replicates, budget, floor, drift and what a Ctrl-C keeps, is
-``harness.measure.run``; with ``--scheduler``, on a Dask cluster, ``harness.measure.cluster``.
+their checks, made into one ``harness.measure.recorder.Plan``. The run itself, replicates, budget,
+floor, drift and what a Ctrl-C keeps, is ``harness.measure.run``; with ``--scheduler``, on a Dask
+cluster, ``harness.measure.cluster``. Both decide which cells run by ``harness.measure.schedule``
+and write the results file through ``harness.measure.recorder``.
 """
 
 from __future__ import annotations

@@ -85,8 +85,8 @@ class ClusterBench:
 
     def __init__(self, plan: Plan, scheduler: str):
         self.plan, self.scheduler = plan, scheduler
-        self.record = Recorder(plan, ORDER)
-        self.doc = self.record.doc
+        self.recorder = Recorder(plan, ORDER)
+        self.doc = self.recorder.doc
         self.doc["settings"]["scheduler"] = scheduler
         self.doc["workers"] = {}
         self.doc["calibration"]["machines"] = []
@@ -125,7 +125,7 @@ class ClusterBench:
             workers = {}
         self.live = sorted(a for a, w in workers.items() if (w.get("resources") or {}).get(RESOURCE, 0) >= 1)
         self.refreshed = time.monotonic()
-        self.record.parallel = len(self.live)
+        self.recorder.parallel = len(self.live)
 
     def submit(self, client: Any, unit: Unit | ExtrasUnit) -> Any:
         """Send ``unit`` out; process k > 0 of a series goes to the hosts of process 0's machine.
@@ -154,19 +154,19 @@ class ClusterBench:
         client = self.connect()
         client.subscribe_topic(self.topic, self.events.put)
         verdicts = [(engine, self.refusal(engine)) for engine in self.plan.engines]
-        available = self.record.engines(verdicts)
+        available = self.recorder.record_engines(verdicts)
         hosts = [a.rsplit(":", 1)[0] for a in self.live]
         shared = len(set(hosts)) < len(hosts)
         print(
-            f"adtiers bench: writing {self.record.path} ({self.plan.processes} processes per cell) on "
+            f"adtiers bench: writing {self.recorder.path} ({self.plan.processes} processes per cell) on "
             f"{len(self.live)} Dask worker(s) of {self.scheduler}"
             + ("; some share a host, so their timings share a machine" if shared else ""),
             flush=True,
         )
-        self.record.save()
+        self.recorder.save()
         for engine, verdict in verdicts:
             if verdict is not None:
-                self.record.refuse(engine, verdict)
+                self.recorder.refuse(engine, verdict)
         previous = signal.getsignal(signal.SIGTERM)
         try:
             signal.signal(signal.SIGTERM, _interrupt)
@@ -185,12 +185,12 @@ class ClusterBench:
             self.drain(client, [[u for u in extras if u is not None]])
         except KeyboardInterrupt:
             client.cancel(list(self.in_flight), force=True)
-            return self.record.finish("interrupted")
+            return self.recorder.finish("interrupted")
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             client.close()
-        return self.record.finish("complete")
+        return self.recorder.finish("complete")
 
     def refusal(self, engine: Any) -> NotRun | None:
         """Why ``engine`` is not sent out at all; its availability itself is asked on the workers,
@@ -217,7 +217,7 @@ class ClusterBench:
 
     def extras_unit(self, engine: Any) -> ExtrasUnit | None:
         """The engine's fits and probes as one unit, on the machine of its first cells (None: neither is due)."""
-        extras = extras_of(self.plan, engine, self.record.cells)
+        extras = extras_of(self.plan, engine, self.recorder.cells)
         if extras is None:
             return None
         machine_id = next((c["machine"] for c in extras.cells.values()), None)
@@ -311,32 +311,32 @@ class ClusterBench:
     def record_unit(self, unit: Unit, reply: dict[str, Any], queues: list[list]) -> None:
         """Merge a unit's cells as a local pass would, then queue the series' later processes."""
         engine, problem, k, machine_id = unit.engine, unit.problem, unit.k, reply["machine"]["id"]
-        self.record.sample(reply["calibration"], machine_id)
+        self.recorder.sample(reply["calibration"], machine_id)
         status, reason = reply["availability"]
         if status != "ok":
-            self.record.unavailable_here(engine, reason)
+            self.recorder.unavailable_here(engine, reason)
         on = f" on {reply['worker']}"
         for item in reply["cells"]:
             n, fields, key = item["n"], item["fields"], (engine.name, problem.name, item["n"])
             where = {"machine": machine_id, "worker": reply["worker"], "process_workers": []}
-            cell = self.record.cells.get(key)
+            cell = self.recorder.cells.get(key)
             if not item["measured"]:
-                cell = self.record.skip(
+                cell = self.recorder.skip(
                     engine, problem, n, NotRun(fields["status"], fields["reason"]), **where
                 )
             elif k > 0 and machine_id != cell["machine"]:
                 note = f"process {k + 1}: measured on {machine_id}, not {cell['machine']}; not merged"
                 cell["process_notes"] = [*(cell.get("process_notes") or []), note]
-                self.record.pending.discard((*key, k))
+                self.recorder.pending.discard((*key, k))
                 continue
             else:
-                cell = self.record.merge(engine, problem, n, k, fields, **where)
+                cell = self.recorder.merge(engine, problem, n, k, fields, **where)
                 if fields.get("status") == "ok":
                     cell["process_workers"].append(reply["worker"])
-            self.record.record(cell, k, fields, on)
+            self.recorder.record(cell, k, fields, on)
         for n in unit.sizes:  # sizes of the unit it did not reach (a worker that could not start)
-            self.record.pending.discard((engine.name, problem.name, n, k))
-        self.record.save()
+            self.recorder.pending.discard((engine.name, problem.name, n, k))
+        self.recorder.save()
         if k == 0:
             self.queue_later(unit, machine_id, queues)
 
@@ -346,10 +346,10 @@ class ClusterBench:
         again = []
         for n in unit.sizes:
             key = (engine.name, problem.name, n)
-            if measured_again(self.record.cells.get(key)):
+            if measured_again(self.recorder.cells.get(key)):
                 again.append(n)
             else:
-                self.record.drop_pending(key)
+                self.recorder.drop_pending(key)
         for k in range(1, self.plan.processes):
             if again:
                 queues[k].append(self.unit(engine, problem, tuple(again), k, machine_id))
@@ -358,8 +358,8 @@ class ClusterBench:
         """The unit's fits and probes into the run, each with its machine, printed as locally."""
         machine_id = reply["machine"]["id"]
         for record in reply["fits"]:
-            self.record.fit(record, machine_id)
-        self.record.probes(unit.engine, reply["probes"], machine_id)
+            self.recorder.fit(record, machine_id)
+        self.recorder.probes(unit.engine, reply["probes"], machine_id)
 
     def lost(self, unit: Unit | ExtrasUnit, why: str) -> None:
         """A unit that no worker finished: its cells are ``error`` with ``why``."""
@@ -370,11 +370,11 @@ class ClusterBench:
         verdict = NotRun("error", f"lost: {why}")
         for n in unit.sizes:
             if k == 0:
-                cell = self.record.skip(engine, problem, n, verdict)
+                cell = self.recorder.skip(engine, problem, n, verdict)
             else:
-                cell = self.record.merge(engine, problem, n, k, verdict.fields)
-            self.record.progress(cell, k, verdict.fields)
-        self.record.save()
+                cell = self.recorder.merge(engine, problem, n, k, verdict.fields)
+            self.recorder.progress(cell, k, verdict.fields)
+        self.recorder.save()
 
 
 def _first_done(futures: list) -> set:

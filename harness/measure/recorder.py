@@ -31,6 +31,7 @@ from harness.measure.schedule import Limits, NotRun, in_shard
 from harness.results import CELL_FIELDS, SCHEMA, ResultsError, write_atomic
 from harness.stats.replicates import add_process
 from harness.summary import format_seconds, format_size, tables
+from problems.base import Problem
 
 Key = tuple[str, str, int]
 """A cell: (engine, problem, n)."""
@@ -40,7 +41,7 @@ Key = tuple[str, str, int]
 class Plan:
     """What one run measures, and how."""
 
-    problems: list
+    problems: list[Problem]
     engines: list[Engine]
     sizes: list[int]
     threads: int
@@ -62,7 +63,7 @@ class Plan:
         """The thread environment of every worker of the run."""
         return thread_settings.thread_environment(self.threads)
 
-    def series(self, engine: Engine) -> list[Any]:
+    def series(self, engine: Engine) -> list[Problem]:
         """The problems of ``engine`` that belong to this run's shard (all of them without one)."""
         e = self.engines.index(engine)
         return [p for k, p in enumerate(self.problems) if in_shard(e * len(self.problems) + k, self.shard)]
@@ -141,7 +142,7 @@ class Recorder:
         self.written: int | None = None  # the cells of the last save that succeeded
 
     # ---- engines and the plan ----------------------------------------------------------------
-    def engines(self, verdicts: list[tuple[Engine, NotRun | None]]) -> list[Engine]:
+    def record_engines(self, verdicts: list[tuple[Engine, NotRun | None]]) -> list[Engine]:
         """Record every engine with why it measures nothing (None: it runs); the pending set is
         every (engine, problem, n, process) of those that run, which are returned."""
         for engine, verdict in verdicts:

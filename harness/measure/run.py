@@ -48,6 +48,7 @@ finaliser (a ``__del__``) is printed and dropped, and the run must stop all the 
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import Any
 
 from engines.core.contract import Engine
@@ -67,12 +68,12 @@ class Bench:
 
     def __init__(self, plan: Plan):
         self.plan = plan
-        self.record = Recorder(plan, ORDER)
+        self.recorder = Recorder(plan, ORDER)
         self.seen: dict[str, Seen] = {}  # engine: what the run has seen of it (schedule.decide)
 
     @property
-    def path(self) -> Any:
-        return self.record.path
+    def path(self) -> Path:
+        return self.recorder.path
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> int:
@@ -84,9 +85,9 @@ class Bench:
             if verdict is not None and engine.name in workers:  # ok, but cannot be counted
                 workers.pop(engine.name).stop()
             verdicts.append((engine, verdict))
-        available = self.record.engines(verdicts)
+        available = self.recorder.record_engines(verdicts)
         print(f"adtiers bench: writing {self.path} ({plan.processes} processes per cell)", flush=True)
-        self.record.save()
+        self.recorder.save()
 
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         _signalled.clear()
@@ -98,7 +99,7 @@ class Bench:
         try:
             for engine, verdict in verdicts:
                 if verdict is not None:
-                    self.record.refuse(engine, verdict)
+                    self.recorder.refuse(engine, verdict)
             for k in range(plan.processes):
                 self.run_pass(k, available, workers if k == 0 else {})
             for engine in available:
@@ -107,14 +108,14 @@ class Bench:
                 if self.seen.get(engine.name, Seen()).down is None:
                     self.run_extras(engine)
         except KeyboardInterrupt:
-            return self.record.finish("interrupted")
+            return self.recorder.finish("interrupted")
         finally:
             for worker in workers.values():  # started for the availability probe; pass 0 took them over
                 worker.stop()
             for sig, handler in previous.items():
                 if handler is not None:  # None: a handler not set from Python, which cannot be restored
                     signal.signal(sig, handler)
-        return self.record.finish("complete")
+        return self.recorder.finish("complete")
 
     def new_worker(self, engine: Engine) -> Worker:
         plan = self.plan
@@ -128,7 +129,7 @@ class Bench:
             for problem in self.plan.problems:
                 here = [e for e in engines if problem in self.plan.series(e)]
                 for n in self.plan.sizes if here else []:
-                    self.record.sample(calibration.sample())
+                    self.recorder.sample(calibration.sample())
                     shift = (group + k) % len(here)
                     group += 1
                     for engine in here[shift:] + here[:shift]:
@@ -147,25 +148,25 @@ class Bench:
         seen = self.seen.get(engine.name, Seen())
         key = (engine.name, problem.name, n)
         if k > 0:
-            if seen.down is not None or not measured_again(self.record.cells.get(key)):
-                self.record.pending.discard((*key, k))
+            if seen.down is not None or not measured_again(self.recorder.cells.get(key)):
+                self.recorder.pending.discard((*key, k))
                 return  # only cells that were ok are measured again, by a worker that starts
         elif verdict := decide(problem, n, seen, self.plan.limits):
-            cell = self.record.skip(engine, problem, n, verdict)
-            self.record.record(cell, k, cell)
+            cell = self.recorder.skip(engine, problem, n, verdict)
+            self.recorder.record(cell, k, cell)
             return
         fields, self.seen[engine.name] = attempt(worker, problem, n, seen, self.plan.limits)
-        cell = self.record.merge(engine, problem, n, k, fields)
-        self.record.record(cell, k, fields)
+        cell = self.recorder.merge(engine, problem, n, k, fields)
+        self.recorder.record(cell, k, fields)
 
     def run_extras(self, engine: Engine) -> None:
         """The engine's fits and probes (``harness.measure.extras``), each recorded as it comes."""
-        extras = extras_of(self.plan, engine, self.record.cells)
+        extras = extras_of(self.plan, engine, self.recorder.cells)
         for kind, outcome in run_extras(extras) if extras is not None else ():
             if kind == "fit":
-                self.record.fit(outcome)
+                self.recorder.fit(outcome)
             else:
-                self.record.probes(engine, outcome)
+                self.recorder.probes(engine, outcome)
 
 
 _signalled: set[int] = set()

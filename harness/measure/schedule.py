@@ -23,6 +23,7 @@ cell again only where ``measured_again`` holds. Everything here is pure: no work
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -88,7 +89,7 @@ def decide(problem: Any, n: int, seen: Seen, limits: Limits) -> NotRun | None:
     why = (
         series.stop
         or above_largest_size(problem, n)
-        or predicted_over(list(series.measured), n, limits.budget_s, limits.timeout_s)
+        or predicted_over(series.measured, n, limits.budget_s, limits.timeout_s)
     )
     return NotRun("skipped", why) if why else None
 
@@ -156,7 +157,7 @@ def in_shard(index: int, shard: tuple[int, int] | None) -> bool:
 
 
 def predicted_over(
-    history: list[tuple[int, float, float]], n: int, budget_s: float, timeout_s: float
+    history: Sequence[tuple[int, float, float]], n: int, budget_s: float, timeout_s: float
 ) -> str | None:
     """Why the cell at ``n`` would be over budget or time out, extrapolated from the last two sizes
     measured ``ok`` in this run, or None.
