@@ -128,3 +128,43 @@ class NoisyEngine(Engine):
                 pass
 
         return _reference_prepared(problem, data, spin)
+
+
+class _VirtualClock:
+    """``time.perf_counter`` plus the virtual seconds that ``SteepEngine``'s calls cost.
+
+    Installed in the worker process by the first call (the timers there read
+    ``time.perf_counter`` when they run), it moves forward by each call's cost instead of
+    sleeping it: a cost of minutes is measured exactly and at once.
+    """
+
+    def __init__(self):
+        self.real, self.offset = time.perf_counter, 0.0
+
+    def __call__(self) -> float:
+        return self.real() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        time.perf_counter = self
+        self.offset += seconds
+
+
+_CLOCK = _VirtualClock()
+
+
+class SteepEngine(Engine):
+    """Every call costs ``base_s`` x (n / 10)^4 seconds on the worker's clock, not slept (``_VirtualClock``).
+
+    Growth n^4 is steeper than the n^3 the budget's extrapolation is clamped to, so the prediction
+    reads ``n^3.00`` whatever the real time of the reference adds, and the costs are those seconds
+    to three digits: the same reason on every run and on every executor.
+    """
+
+    name, tier, description = "steep", "0", "costs base x (n / 10)^4 virtual seconds per call"
+
+    def __init__(self, base_s: float = 1e-4):
+        self.base_s = base_s
+
+    def _prepare(self, problem, data):
+        cost = self.base_s * (problem.n_of(data) / 10) ** 4
+        return _reference_prepared(problem, data, lambda: _CLOCK.advance(cost))

@@ -23,7 +23,7 @@ from bench_fakes import (
 from engines.core.registry import get_engine
 from harness.cli import main
 from harness.commands import bench
-from harness.measure.run import predicted_over
+from harness.measure.schedule import predicted_over
 from harness.results import CELL_FIELDS, SCHEMA, load, to_frame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -363,15 +363,15 @@ def test_an_interrupt_whose_raise_was_lost_still_stops_the_run(tmp_path, monkeyp
     """A KeyboardInterrupt raised inside a finaliser is printed and dropped by Python; the handler's
     flag, checked before every cell, stops the run anyway: exit 130, status interrupted, the cells
     measured before it kept."""
-    from harness.measure import run
+    from harness.measure import recorder, run
 
-    real = run.Bench.progress
+    real = recorder.Recorder.progress
 
     def progress(self, *args, **kwargs):
         real(self, *args, **kwargs)
         run._signalled.add(signal.SIGINT)  # what the handler leaves behind when its raise is lost
 
-    monkeypatch.setattr(run.Bench, "progress", progress)
+    monkeypatch.setattr(recorder.Recorder, "progress", progress)
     out = tmp_path / "run.json"
     argv = ["bench", "--quick", "--engines", "manual", "--problems", "normal", "--sizes", "10,100,1000"]
     assert main([*argv, "--fit-n", "0", "--no-probes", "--no-floor", "--out", str(out)]) == 130

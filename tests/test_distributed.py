@@ -1,8 +1,9 @@
 """``adtiers bench --scheduler``: the matrix on a two-worker Dask ``LocalCluster`` on 127.0.0.1.
 
-Each test starts its own cluster (two worker processes, one thread each, the resource ``bench=1``)
-and stops it in the fixture's teardown; the bench runs in a subprocess under a timeout, so that
-nothing here can hang CI. No speed is asserted: only which cells come back, from where, and how.
+Each test starts its own cluster (``cluster_fakes.cluster``: two worker processes, one thread each,
+the resource ``bench=1``) and stops it in the fixture's teardown; the bench runs in a subprocess
+under a timeout (``cluster_fakes.dask_bench``), so that nothing here can hang CI. No speed is
+asserted: only which cells come back, from where, and how.
 """
 
 import os
@@ -13,18 +14,16 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from harness.cli import main
 from harness.report.data import cells_frame
 from harness.report.render import render_report
 from harness.results import ResultsError, load
 
+pytest_plugins = ["cluster_fakes"]  # the fixtures ``cluster`` and ``dask_bench``
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
+RUN_TIMEOUT_S = 120
 SELECTION = ["--quick", "--engines", "manual,tape", "--problems", "normal", "--sizes", "10,100"]
 SELECTION += ["--fit-n", "0", "--no-probes"]
-RUN_TIMEOUT_S = 120
 
 
 def test_without_distributed_scheduler_exits_2_naming_the_install(monkeypatch, capsys, tmp_path):
@@ -36,57 +35,17 @@ def test_without_distributed_scheduler_exits_2_naming_the_install(monkeypatch, c
     assert not (tmp_path / "x.json").exists()
 
 
-@pytest.fixture
-def cluster():
-    distributed = pytest.importorskip(
-        "distributed", reason="Dask's distributed is not installed (pip install -e '.[cluster]')"
-    )
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        resources={"bench": 1},
-        dashboard_address=":0",
-        silence_logs=50,
-    )
-    client = distributed.Client(cluster)
-    try:
-        yield cluster, client
-    finally:
-        client.close(timeout=10)
-        cluster.close(timeout=20)
-
-
-def _bench(tmp_path, scheduler, *argv, engines_from=None):
-    """``adtiers bench --scheduler`` in a subprocess; (exit code, output, loaded results)."""
-    out = tmp_path / "dask.json"
-    args = ["bench", *argv, "--scheduler", scheduler, "--out", str(out)]
-    script = "import sys\nfrom harness.cli import main\n"
-    if engines_from:  # engines that are not registered: select them in the bench process
-        script += f"sys.path.insert(0, {str(TESTS)!r})\nfrom harness.commands import bench\n"
-        script += f"bench.select_engines = lambda names: {engines_from}\n"
-    script += f"raise SystemExit(main({args!r}))\n"
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])},
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
-    return proc.returncode, proc.stdout + proc.stderr, load(out)
-
-
 def _keys(doc):
     return {(c["engine"], c["problem"], c["n"], c["status"]) for c in doc["cells"]}
 
 
-def test_the_cluster_run_has_exactly_the_cells_of_the_local_run_each_with_its_worker(cluster, tmp_path):
+def test_the_cluster_run_has_exactly_the_cells_of_the_local_run_each_with_its_worker(
+    cluster, dask_bench, tmp_path
+):
     cluster, client = cluster
     local = tmp_path / "local.json"
     assert main(["bench", *SELECTION, "--out", str(local)]) == 0
-    code, output, doc = _bench(tmp_path, cluster.scheduler_address, *SELECTION)
+    code, output, doc = dask_bench(tmp_path, cluster.scheduler_address, *SELECTION)
     assert code == 0, output
     assert "on 2 Dask worker(s)" in output
     local_doc = load(local)
@@ -111,7 +70,7 @@ def test_the_cluster_run_has_exactly_the_cells_of_the_local_run_each_with_its_wo
     assert "Machine other-8c-64g-linux-x86_64" in html and "Dask workers" in html
 
 
-def test_a_worker_killed_mid_unit_costs_at_most_its_unit_and_the_run_completes(cluster, tmp_path):
+def test_a_worker_killed_mid_unit_costs_at_most_its_unit_and_the_run_completes(cluster, dask_bench, tmp_path):
     cluster, client = cluster
     pids = client.run(os.getpid)
     killed: list[str] = []
@@ -134,7 +93,7 @@ def test_a_worker_killed_mid_unit_costs_at_most_its_unit_and_the_run_completes(c
     killer = threading.Thread(target=kill_the_first_busy_worker, daemon=True)
     killer.start()
     sizes = ["--sizes", "10,100,1000,10000"]  # units long enough to be killed in the middle
-    code, output, doc = _bench(tmp_path, cluster.scheduler_address, *SELECTION, *sizes)
+    code, output, doc = dask_bench(tmp_path, cluster.scheduler_address, *SELECTION, *sizes)
     killer.join(5)
     assert killed, f"no worker was seen busy for 0.3 s:\n{output}"
     assert doc["run"]["status"] == "complete", output
@@ -151,10 +110,12 @@ def test_a_worker_killed_mid_unit_costs_at_most_its_unit_and_the_run_completes(c
         assert cell["worker"] and cell["worker"] != killed[0] or cell["status"] == "ok"
 
 
-def test_a_unit_whose_retry_dies_too_is_recorded_as_error_cells_with_the_reason(cluster, tmp_path):
+def test_a_unit_whose_retry_dies_too_is_recorded_as_error_cells_with_the_reason(
+    cluster, dask_bench, tmp_path
+):
     cluster, client = cluster
     argv = ["--quick", "--problems", "normal", "--sizes", "10", "--no-floor", "--fit-n", "0", "--no-probes"]
-    code, output, doc = _bench(
+    code, output, doc = dask_bench(
         tmp_path,
         cluster.scheduler_address,
         *argv,
@@ -174,7 +135,7 @@ def test_a_unit_whose_retry_dies_too_is_recorded_as_error_cells_with_the_reason(
     assert info["OMP_NUM_THREADS"] == "1"  # --threads 1, as locally
 
 
-def test_ctrl_c_on_the_client_cancels_the_rest_and_keeps_what_came_back(cluster, tmp_path):
+def test_ctrl_c_on_the_client_cancels_the_rest_and_keeps_what_came_back(cluster, dask_bench, tmp_path):
     cluster, client = cluster
     out = tmp_path / "dask.json"
     sizes = ",".join(str(n) for n in range(10, 60))  # far more units than finish before the signal

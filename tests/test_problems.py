@@ -165,7 +165,7 @@ def test_a_minimised_objective_is_fitted_downhill():
 
 
 def test_a_size_above_a_problems_largest_is_skipped_with_the_reason():
-    from harness.measure.run import above_largest_size
+    from harness.measure.schedule import above_largest_size
 
     assert (
         above_largest_size(PROBLEMS["gp"], 2000) is None

@@ -1,8 +1,10 @@
 """``adtiers bench``: time every engine on every problem and size into one results file.
 
 This module is the command: its arguments, their defaults (sizes, timing, processes, budget) and
-their checks. The run itself, replicates, budget, floor, drift and what a Ctrl-C keeps, is
-``harness.measure.run``; with ``--scheduler``, on a Dask cluster, ``harness.measure.cluster``.
+their checks, made into one ``harness.measure.recorder.Plan``. The run itself, replicates, budget,
+floor, drift and what a Ctrl-C keeps, is ``harness.measure.run``; with ``--scheduler``, on a Dask
+cluster, ``harness.measure.cluster``. Both decide which cells run by ``harness.measure.schedule``
+and write the results file through ``harness.measure.recorder``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 
 from engines.core.registry import get_engine
 from harness.measure.cell import CellSettings
+from harness.measure.recorder import Plan
 from harness.measure.run import Bench
 from harness.measure.timing import TimingSettings
 from harness.results import unwritable
@@ -137,14 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if counting and args.fit_n is None:
         fit_n = 0  # a fit's wall time under valgrind means nothing
     check_count(fit_n, "--fit-n", minimum=0, zero="0 for no fits")
-    kind, extra = Bench, {}
-    if args.scheduler is not None:
-        from harness.measure.cluster import ClusterBench, missing
-
-        if why := missing():
-            raise UsageError(f"--scheduler {args.scheduler}: {why}")
-        kind, extra = ClusterBench, {"scheduler": args.scheduler}
-    bench = kind(
+    plan = Plan(
         problems,
         engines,
         sizes,
@@ -159,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
         quick=args.quick,
         out=args.out,
         processes=processes,
-        **extra,
     )
-    return bench.run()
+    if args.scheduler is None:
+        return Bench(plan).run()
+    from harness.measure.cluster import ClusterBench, missing
+
+    if why := missing():
+        raise UsageError(f"--scheduler {args.scheduler}: {why}")
+    return ClusterBench(plan, args.scheduler).run()

@@ -14,16 +14,23 @@ its next cell runs in a fresh worker. Availability is asked in the worker too
 (``harness.measure.availability``); an ``unavailable()`` that raises or crashes fails the engine's cells.
 A registered engine that cannot be loaded (a broken entry point) is shown ``broken`` and skipped
 when the engines are left to the default, and is bad input (exit 2) when named.
+
+**Which cells run** is asked of the bench's rule (``harness.measure.schedule.decide``): an engine
+whose worker cannot start fails its later cells with the same reason, and a size above a problem's
+``max_n`` (gp's n x n matrices past n = 2000) is shown ``skipped`` with the reason, as in bench, and
+does not fail the gate.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 
 from engines.core.contract import Engine
 from harness.measure.availability import probe_engines
 from harness.measure.cell import CellSettings
 from harness.measure.correctness import CheckResult
+from harness.measure.schedule import Limits, NotRun, Seen, decide
 from harness.measure.threads import thread_environment
 from harness.measure.worker import Worker, WorkerFailure
 from harness.selection import UsageError, parse_sizes, select_engines, select_problems
@@ -74,10 +81,16 @@ def run(args: argparse.Namespace) -> int:
     for e in broken:
         print(f"skipping {e.name}: {statuses[e.name][1]}")
     # An unavailable() that raised or killed its worker is the engine's bug: its cells fail with it.
-    dead = {e.name: statuses[e.name][1] for e in engines if statuses[e.name][0] == "error"}
+    seen = {
+        e.name: Seen(down=NotRun("error", str(statuses[e.name][1])))
+        for e in engines
+        if statuses[e.name][0] == "error"
+    }
     rows = [e for e in engines if statuses[e.name][0] in ("ok", "error", "broken")]
+    limits = Limits(budget_s=math.inf, timeout_s=args.timeout)  # a check has no budget
 
     results: list[CheckResult] = []
+    skipped_cells: list[tuple[str, NotRun]] = []  # (where, why) of the sizes not checked
     header = f"{'problem':<14} {'engine':<16}" + "".join(f"{'n=' + str(n):>12}" for n in sizes)
     print(header)
     print("-" * len(header))
@@ -88,8 +101,13 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{problem.name:<14} {engine.name:<16}" + f"{'broken':>12}" * len(sizes))
                     continue
                 worker = workers.setdefault(engine.name, new_worker(engine))
-                row = [_check(worker, engine, problem, n, args.timeout, dead) for n in sizes]
-                results += row
+                row = [_check(worker, engine, problem, n, limits, seen) for n in sizes]
+                results += [r for r in row if isinstance(r, CheckResult)]
+                skipped_cells += [
+                    (f"{problem.name} / {engine.name} / n={n}", r)
+                    for n, r in zip(sizes, row)
+                    if isinstance(r, NotRun)
+                ]
                 cells = "".join(f"{_cell_text(r):>12}" for r in row)
                 print(f"{problem.name:<14} {engine.name:<16}{cells}", flush=True)
     finally:
@@ -108,36 +126,44 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"unsupported ({len(cells)} cells of {', '.join(dict.fromkeys(r.engine for r in cells))}): {reason}"
         )
+    for where, verdict in skipped_cells:
+        print(f"skipped {where}: {verdict.reason}")
     if broken:
         print(f"skipped {len(broken)} engine(s) that cannot be loaded: {', '.join(e.name for e in broken)}")
+    not_checked = f", {len(skipped_cells)} skipped" if skipped_cells else ""
     print(
         f"{len(results) - len(failures) - len(unsupported)} passed, {len(failures)} failed, "
-        f"{len(unsupported)} unsupported (tolerance rho <= "
+        f"{len(unsupported)} unsupported{not_checked} (tolerance rho <= "
         + ", ".join(f"{t:g}" for t in sorted({r.tolerance for r in results}))
         + ", by engine)"
         if results
-        else "nothing to check"
+        else f"nothing to check{not_checked}"
     )
     if explicit and skipped:
         return 1
-    return 1 if failures or not results else 0
+    return 1 if failures or not (results or skipped_cells) else 0
 
 
 def _check(
-    worker: Worker, engine: Engine, problem, n: int, timeout: float, dead: dict[str, str]
-) -> CheckResult:
-    """One cell checked in the engine's worker; a worker that dies or hangs makes it a failed cell.
+    worker: Worker, engine: Engine, problem, n: int, limits: Limits, seen: dict[str, Seen]
+) -> CheckResult | NotRun:
+    """One cell checked in the engine's worker, or why it is not (``schedule.decide``: a size above
+    the problem's ``max_n`` is ``skipped``); a worker that dies or hangs makes it a failed cell.
 
-    A worker that cannot set the engine up (or an engine whose availability probe failed) is put in
-    ``dead``, and its later cells fail with the same reason without starting a worker per cell.
+    A worker that cannot set the engine up (or an engine whose availability probe failed) puts the
+    engine down in ``seen``, and its later cells fail with the same reason without starting a
+    worker per cell.
     """
-    if engine.name in dead:
-        return _failed(engine, problem, n, dead[engine.name])
+    verdict = decide(problem, n, seen.get(engine.name, Seen()), limits)
+    if verdict is not None and verdict.status == "skipped":
+        return verdict
+    if verdict is not None:
+        return _failed(engine, problem, n, verdict.reason)
     try:
-        return worker.ask(("check", problem, n), timeout, f"check {problem.name} n={n}")
+        return worker.ask(("check", problem, n), limits.timeout_s, f"check {problem.name} n={n}")
     except WorkerFailure as failure:
         if failure.kind == "start":
-            dead[engine.name] = str(failure)
+            seen[engine.name] = Seen(down=NotRun("error", str(failure)))
         return _failed(engine, problem, n, str(failure))
 
 
@@ -147,7 +173,9 @@ def _failed(engine: Engine, problem, n: int, reason: str) -> CheckResult:
     )
 
 
-def _cell_text(r: CheckResult) -> str:
+def _cell_text(r: CheckResult | NotRun) -> str:
+    if isinstance(r, NotRun):
+        return r.status
     if r.unsupported is not None:
         return "unsupported"
     if r.error is not None:

@@ -30,6 +30,7 @@ from typing import Any
 from engines.core.contract import Engine, Unsupported
 from harness.measure.correctness import check_cell
 from harness.measure.memory import peak_memory
+from harness.measure.schedule import over_budget
 from harness.measure.timing import TimingSettings, time_call
 from problems.base import Problem
 
@@ -74,9 +75,8 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
         start = time.perf_counter()
         prepared.value_and_grad(theta)
         call_s = cell["call_s"] = time.perf_counter() - start
-        if call_s > settings.budget_s:
-            cell["status"] = "over_budget"
-            cell["reason"] = f"one call took {call_s:.3g} s > budget {settings.budget_s:g} s"
+        if why := over_budget(call_s, settings.budget_s):
+            cell["status"], cell["reason"] = "over_budget", why
             return cell
 
         step = "check"

@@ -2,8 +2,10 @@
 
 The client (this process) plans the matrix as a local ``Bench`` does and sends it out in units
 (``harness.measure.cluster_unit``: one engine's series on one problem for one process index), each
-measured on a Dask worker inside its own adtiers worker process exactly as locally. The client
-alone writes the results file, with the same atomic writes, as each unit's cells come back.
+measured on a Dask worker inside its own adtiers worker process exactly as locally, its sizes
+decided by the same rule (``harness.measure.schedule.decide``: a stop, ``max_n``, the budget's
+extrapolation). The client alone writes the results file, through the same recorder as a local run
+(``harness.measure.recorder``), as each unit's cells come back.
 
 **Timing never shares a machine.** The client asks every unit for the resource ``bench=1`` and
 counts only workers that offer it, so a worker started as ``dask worker ADDRESS --nthreads 1
@@ -44,12 +46,13 @@ from collections.abc import Callable
 from typing import Any
 
 from engines.core.registry import BrokenEngine
-from harness.measure.cluster_extras import Extras, extras_unit, record_extras, run_extras_unit
+from harness.measure.cluster_extras import ExtrasUnit, run_extras_unit
 from harness.measure.cluster_unit import Unit, measure_unit
-from harness.measure.provenance import engine_provenance
-from harness.measure.run import REPEAT_LIMIT_S, Bench, _interrupt
+from harness.measure.extras import extras_of
+from harness.measure.recorder import Plan, Recorder
+from harness.measure.run import _interrupt
+from harness.measure.schedule import NotRun, measured_again, refused
 from harness.selection import UsageError
-from harness.stats.replicates import add_process
 
 RESOURCE = "bench"
 INSTALL = "pip install -e '.[cluster]' -c constraints.txt"
@@ -71,17 +74,20 @@ def missing() -> str | None:
     return None
 
 
-class ClusterBench(Bench):
-    """A ``Bench`` whose cells are measured on the workers of a Dask cluster."""
+ORDER = (
+    "units of (engine, problem, process) on Dask workers, one at a time each; process 0 of "
+    "every series first, in pass order; later processes on process 0's machine"
+)
 
-    def __init__(self, *args: Any, scheduler: str, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.scheduler = scheduler
+
+class ClusterBench:
+    """One benchmark run whose cells are measured on the workers of a Dask cluster."""
+
+    def __init__(self, plan: Plan, scheduler: str):
+        self.plan, self.scheduler = plan, scheduler
+        self.recorder = Recorder(plan, ORDER)
+        self.doc = self.recorder.doc
         self.doc["settings"]["scheduler"] = scheduler
-        self.doc["settings"]["order"] = (
-            "units of (engine, problem, process) on Dask workers, one at a time each; process 0 of "
-            "every series first, in pass order; later processes on process 0's machine"
-        )
         self.doc["workers"] = {}
         self.doc["calibration"]["machines"] = []
         self.topic = f"adtiers-{self.doc['run']['id']}"
@@ -119,8 +125,9 @@ class ClusterBench(Bench):
             workers = {}
         self.live = sorted(a for a, w in workers.items() if (w.get("resources") or {}).get(RESOURCE, 0) >= 1)
         self.refreshed = time.monotonic()
+        self.recorder.parallel = len(self.live)
 
-    def submit(self, client: Any, unit: Unit | Extras) -> Any:
+    def submit(self, client: Any, unit: Unit | ExtrasUnit) -> Any:
         """Send ``unit`` out; process k > 0 of a series goes to the hosts of process 0's machine.
 
         The restriction names hosts, not worker addresses: a worker that died and was restarted by
@@ -131,7 +138,7 @@ class ClusterBench(Bench):
 
         mine = [a for a in self.live if unit.machine and self.machine_of.get(a) == unit.machine]
         where = sorted({get_address_host(a) for a in mine})
-        function: Callable = run_extras_unit if isinstance(unit, Extras) else measure_unit
+        function: Callable = run_extras_unit if isinstance(unit, ExtrasUnit) else measure_unit
         return client.submit(
             function,
             unit,
@@ -146,93 +153,77 @@ class ClusterBench(Bench):
     def run(self) -> int:
         client = self.connect()
         client.subscribe_topic(self.topic, self.events.put)
-        available, refused = self.plan_engines()
+        verdicts = [(engine, self.refusal(engine)) for engine in self.plan.engines]
+        available = self.recorder.record_engines(verdicts)
         hosts = [a.rsplit(":", 1)[0] for a in self.live]
         shared = len(set(hosts)) < len(hosts)
         print(
-            f"adtiers bench: writing {self.path} ({self.processes} processes per cell) on "
+            f"adtiers bench: writing {self.recorder.path} ({self.plan.processes} processes per cell) on "
             f"{len(self.live)} Dask worker(s) of {self.scheduler}"
             + ("; some share a host, so their timings share a machine" if shared else ""),
             flush=True,
         )
-        self.save()
-        for engine, status, reason in refused:
-            self.record_unavailable(engine, status, reason)
+        self.recorder.save()
+        for engine, verdict in verdicts:
+            if verdict is not None:
+                self.recorder.refuse(engine, verdict)
         previous = signal.getsignal(signal.SIGTERM)
         try:
             signal.signal(signal.SIGTERM, _interrupt)
         except ValueError:  # not the main thread: leave SIGTERM alone
             previous = None
-        self.in_flight: dict[Any, Unit | Extras] = {}
+        self.in_flight: dict[Any, Unit | ExtrasUnit] = {}
         try:
-            passes: list[list[Unit | Extras]] = [[] for _ in range(self.processes)]
-            for i, problem in enumerate(self.problems):
-                here = [e for e in available if problem in self.series(e)]
+            passes: list[list[Unit | ExtrasUnit]] = [[] for _ in range(self.plan.processes)]
+            for i, problem in enumerate(self.plan.problems):
+                here = [e for e in available if problem in self.plan.series(e)]
                 shift = i % len(here) if here else 0
                 for engine in here[shift:] + here[:shift]:
-                    passes[0].append(self.unit(engine, problem, tuple(self.sizes), 0))
+                    passes[0].append(self.unit(engine, problem, tuple(self.plan.sizes), 0))
             self.drain(client, passes)
-            extras = [extras_unit(self, e) for e in available]
+            extras = [self.extras_unit(e) for e in available]
             self.drain(client, [[u for u in extras if u is not None]])
         except KeyboardInterrupt:
             client.cancel(list(self.in_flight), force=True)
-            return self.finish("interrupted")
+            return self.recorder.finish("interrupted")
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             client.close()
-        return self.finish("complete")
+        return self.recorder.finish("complete")
 
-    def plan_engines(self) -> tuple[list, list]:
-        """The engines to send out, and (engine, status, reason) of the others; availability itself
-        is asked on the workers, where the engine runs."""
-        available, refused = [], []
-        for engine in self.engines:
-            status = reason = None
-            if isinstance(engine, BrokenEngine):
-                status, reason = "unavailable", engine.reason
-            elif self.cell.counter and engine.counter_unsupported:
-                status, reason = "unsupported", f"no {self.cell.counter} counts: {engine.counter_unsupported}"
-            self.doc["engines"][engine.name] = {
-                "tier": engine.tier,
-                "description": engine.description,
-                "available": reason is None,
-                "reason": reason,
-                "memory_method": engine.memory_method,
-                "tolerance": engine.tolerance,
-                **({} if isinstance(engine, BrokenEngine) else engine_provenance(engine)),
-            }
-            if reason is None:
-                available.append(engine)
-            else:
-                refused.append((engine, status, reason))
-        self.pending = {
-            (e.name, p.name, n, k)
-            for e in available
-            for p in self.series(e)
-            for n in self.sizes
-            for k in range(self.processes)
-        }
-        self.total = len(self.pending)
-        return available, refused
+    def refusal(self, engine: Any) -> NotRun | None:
+        """Why ``engine`` is not sent out at all; its availability itself is asked on the workers,
+        where it runs (``measure_unit``)."""
+        probed = ("broken", engine.reason) if isinstance(engine, BrokenEngine) else ("ok", None)
+        return refused(engine, *probed, self.plan.cell.counter)
 
     def unit(
         self, engine: Any, problem: Any, sizes: tuple[int, ...], k: int, machine: str | None = None
     ) -> Unit:
+        plan = self.plan
         return Unit(
             engine,
             problem,
             sizes,
             k,
-            self.threads,
-            self.cell,
-            self.env,
-            self.cell_timeout,
+            plan.threads,
+            plan.cell,
+            plan.env,
+            plan.cell_timeout,
             self.topic,
             machine,
         )
 
-    def drain(self, client: Any, queues: list[list[Unit | Extras]]) -> None:
+    def extras_unit(self, engine: Any) -> ExtrasUnit | None:
+        """The engine's fits and probes as one unit, on the machine of its first cells (None: neither is due)."""
+        extras = extras_of(self.plan, engine, self.recorder.cells)
+        if extras is None:
+            return None
+        machine_id = next((c["machine"] for c in extras.cells.values()), None)
+        return ExtrasUnit(extras, self.topic, machine=machine_id)
+
+    def drain(self, client: Any, queues: list[list[Unit | ExtrasUnit]]) -> None:
         """Run every unit of ``queues`` (earlier queues first; handlers may add to later ones)."""
         waiting_since = None
         while any(queues) or self.in_flight:
@@ -285,14 +276,14 @@ class ClusterBench(Bench):
                 del self.in_flight[future]
                 self.lost(unit, f"its Dask worker died twice ({starts[0]}, then {starts[1]} on the retry)")
 
-    def collect(self, client: Any, future: Any, unit: Unit | Extras, queues: list[list]) -> None:
+    def collect(self, client: Any, future: Any, unit: Unit | ExtrasUnit, queues: list[list]) -> None:
         if future.status == "finished":
             reply = future.result()
             self.learn(reply)
-            if isinstance(unit, Extras):
-                record_extras(self, unit, reply)
+            if isinstance(unit, ExtrasUnit):
+                self.record_extras(unit, reply)
             else:
-                self.record(unit, reply, queues)
+                self.record_unit(unit, reply, queues)
             return
         if future.status == "cancelled":
             self.lost(unit, "cancelled by the scheduler")
@@ -317,80 +308,73 @@ class ClusterBench(Bench):
             self.doc["workers"][reply["worker"]] = {"machine": described}
 
     # ---- recording ---------------------------------------------------------------------------
-    def record(self, unit: Unit, reply: dict[str, Any], queues: list[list]) -> None:
+    def record_unit(self, unit: Unit, reply: dict[str, Any], queues: list[list]) -> None:
         """Merge a unit's cells as a local pass would, then queue the series' later processes."""
         engine, problem, k, machine_id = unit.engine, unit.problem, unit.k, reply["machine"]["id"]
-        now = round(time.monotonic() - self.start, 3)
-        self.doc["calibration"]["samples"].append([now, reply["calibration"]])
-        self.doc["calibration"]["machines"].append(machine_id)
-        status, reason = reply.get("availability") or ("error", "no availability in the reply")
+        self.recorder.sample(reply["calibration"], machine_id)
+        status, reason = reply["availability"]
         if status != "ok":
-            self.doc["engines"][engine.name].update(available=False, reason=reason)
-            reply["cells"] = [
-                {"n": n, "fields": {"status": status, "reason": reason}, "measured": False}
-                for n in (unit.sizes if k == 0 else ())
-            ]
+            self.recorder.unavailable_here(engine, reason)
         on = f" on {reply['worker']}"
         for item in reply["cells"]:
             n, fields, key = item["n"], item["fields"], (engine.name, problem.name, item["n"])
-            cell = self.cells.get(key)
-            if k == 0:
-                cell = self.add(engine, problem, n, {} if item["measured"] else fields)
-                cell.update(machine=machine_id, worker=reply["worker"], process_workers=[])
-            elif machine_id != cell["machine"]:
+            where = {"machine": machine_id, "worker": reply["worker"], "process_workers": []}
+            cell = self.recorder.cells.get(key)
+            if not item["measured"]:
+                cell = self.recorder.skip(
+                    engine, problem, n, NotRun(fields["status"], fields["reason"]), **where
+                )
+            elif k > 0 and machine_id != cell["machine"]:
                 note = f"process {k + 1}: measured on {machine_id}, not {cell['machine']}; not merged"
                 cell["process_notes"] = [*(cell.get("process_notes") or []), note]
-                self.pending.discard((*key, k))
+                self.recorder.pending.discard((*key, k))
                 continue
-            if item["measured"]:
-                self.seconds.setdefault((engine.name, n), []).append(fields["cell_s"])
-                add_process(cell, self.raw.setdefault(key, {}), fields, k)
+            else:
+                cell = self.recorder.merge(engine, problem, n, k, fields, **where)
                 if fields.get("status") == "ok":
                     cell["process_workers"].append(reply["worker"])
-            if cell["status"] != "ok":
-                self.drop_pending(key)
-            self.progress(cell, k, fields, on)
+            self.recorder.record(cell, k, fields, on)
         for n in unit.sizes:  # sizes of the unit it did not reach (a worker that could not start)
-            self.pending.discard((engine.name, problem.name, n, k))
-        self.save()
+            self.recorder.pending.discard((engine.name, problem.name, n, k))
+        self.recorder.save()
         if k == 0:
             self.queue_later(unit, machine_id, queues)
 
     def queue_later(self, unit: Unit, machine_id: str, queues: list[list]) -> None:
-        """Processes 1..P-1 of the series: the cells that were ok and took at most REPEAT_LIMIT_S."""
+        """Processes 1..P-1 of the series: the cells that ``schedule.measured_again`` admits."""
         engine, problem = unit.engine, unit.problem
         again = []
         for n in unit.sizes:
-            cell = self.cells.get((engine.name, problem.name, n))
-            if cell is not None and cell["status"] == "ok" and (cell.get("cell_s") or 0.0) <= REPEAT_LIMIT_S:
+            key = (engine.name, problem.name, n)
+            if measured_again(self.recorder.cells.get(key)):
                 again.append(n)
             else:
-                self.drop_pending((engine.name, problem.name, n))
-        for k in range(1, self.processes):
+                self.recorder.drop_pending(key)
+        for k in range(1, self.plan.processes):
             if again:
                 queues[k].append(self.unit(engine, problem, tuple(again), k, machine_id))
 
-    def lost(self, unit: Unit | Extras, why: str) -> None:
+    def record_extras(self, unit: ExtrasUnit, reply: dict[str, Any]) -> None:
+        """The unit's fits and probes into the run, each with its machine, printed as locally."""
+        machine_id = reply["machine"]["id"]
+        for record in reply["fits"]:
+            self.recorder.fit(record, machine_id)
+        self.recorder.probes(unit.engine, reply["probes"], machine_id)
+
+    def lost(self, unit: Unit | ExtrasUnit, why: str) -> None:
         """A unit that no worker finished: its cells are ``error`` with ``why``."""
-        if isinstance(unit, Extras):
+        if isinstance(unit, ExtrasUnit):
             print(f"        {unit.name}: error: {why}", flush=True)
             return
         engine, problem, k = unit.engine, unit.problem, unit.k
+        verdict = NotRun("error", f"lost: {why}")
         for n in unit.sizes:
-            key = (engine.name, problem.name, n)
-            fields = {"status": "error", "reason": f"lost: {why}"}
             if k == 0:
-                cell = self.add(engine, problem, n, fields)
+                cell = self.recorder.skip(engine, problem, n, verdict)
             else:
-                cell = self.cells[key]
-                add_process(cell, self.raw.setdefault(key, {}), fields, k)
-            self.drop_pending(key)
-            self.progress(cell, k, fields)
-        self.save()
-
-    def eta(self) -> float:
-        """The local estimate of the work left, shared among the workers."""
-        return super().eta() / max(1, len(self.live))
+                cell = self.recorder.merge(engine, problem, n, k, verdict.fields)
+            self.recorder.progress(cell, k, verdict.fields)
+        self.recorder.save()
 
 
 def _first_done(futures: list) -> set:

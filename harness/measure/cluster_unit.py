@@ -6,7 +6,9 @@ which is what one pass of a local bench gives that series. It is the smallest pi
 local design whole:
 
 - the budget rule is a rule within a series (over budget, or over the watchdog, at n: the larger
-  sizes are ``skipped``), so a unit of process 0 applies it itself and needs nobody else's result;
+  sizes are ``skipped``; a size above ``max_n`` or predicted over is never run), so a unit of
+  process 0 asks ``harness.measure.schedule.decide`` itself, as the local passes do, and needs
+  nobody else's result;
 - a replicate is a fresh process, so process ``k`` of a series is a unit of its own, sent after
   process 0 of that series came back (only cells that were ``ok`` and quick enough are measured
   again, as locally) and, on a cluster of several machine kinds, to a worker of the same machine
@@ -16,7 +18,7 @@ local design whole:
 
 Inside the unit everything is as local: the same ``Worker`` (a subprocess with the thread
 environment, SIGINT blocked, ``PR_SET_PDEATHSIG`` so it dies with this Dask worker, the watchdog,
-stderr kept for the reason of a death), the same ``measure_cell``, the same availability probe,
+stderr kept for the reason of a death), the same ``attempt`` of each cell, the same availability probe,
 asked here, on the machine that measures (a GPU engine is available where a GPU is). The Dask
 worker's thread starts and stops that subprocess itself, as the death signal follows the thread.
 What Dask's nanny added to the environment is taken out first (``local_environment``).
@@ -29,7 +31,6 @@ Nothing here writes the results file: the client alone does.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -37,9 +38,10 @@ from typing import Any
 from engines.core.contract import Engine
 from harness.measure import calibration, machine
 from harness.measure import threads as thread_settings
+from harness.measure.attempt import attempt
 from harness.measure.cell import CellSettings
-from harness.measure.worker import Worker, WorkerFailure
-from harness.summary import format_size
+from harness.measure.schedule import Limits, NotRun, Seen, decide
+from harness.measure.worker import Worker
 from problems.base import Problem
 
 
@@ -109,10 +111,11 @@ def local_environment() -> None:
 def measure_unit(unit: Unit) -> dict[str, Any]:
     """Measure ``unit`` here: ``{"worker", "machine", "calibration", "availability", "cells"}``.
 
-    ``cells`` holds ``{"n", "fields", "measured"}`` per size: ``measured`` False for a size that was
-    not timed (skipped by the budget rule, or after the worker could not start), whose fields are
-    the whole cell; True for what one process measured, which the client merges like a local pass.
-    A process ``k > 0`` stops at a worker that cannot start and leaves the rest out.
+    ``cells`` holds ``{"n", "fields", "measured"}`` per size: ``measured`` False for a size that
+    ``decide`` did not run (an engine unavailable here, a stop at a smaller n, above ``max_n``,
+    predicted over), whose fields are the whole cell; True for what one process measured, which the
+    client merges like a local pass. A process ``k > 0`` measures the sizes the client sent (those
+    ``schedule.measured_again`` admits) and stops at a worker that cannot start, leaving the rest out.
     """
     address = started(unit.topic, unit.key)
     local_environment()
@@ -123,33 +126,18 @@ def measure_unit(unit: Unit) -> dict[str, Any]:
         "calibration": calibration.sample(),
         "cells": [],
     }
+    limits = Limits(unit.cell.budget_s, unit.timeout)
     worker = Worker(unit.engine, unit.threads, unit.cell, unit.env, counter=unit.cell.counter)
     try:
-        reply["availability"] = list(worker.availability(unit.timeout))
-        if reply["availability"][0] != "ok":
-            return reply
-        blocked: tuple[str, str] | None = None  # (status, reason) of the sizes after a stop
+        status, reason = reply["availability"] = list(worker.availability(unit.timeout))
+        seen = Seen(down=None if status == "ok" else NotRun(status, str(reason)))
         for n in unit.sizes:
-            if blocked is not None:
-                if unit.k == 0:
-                    fields = {"status": blocked[0], "reason": blocked[1]}
-                    reply["cells"].append({"n": n, "fields": fields, "measured": False})
+            if unit.k > 0 and seen.down is not None:
+                break
+            if unit.k == 0 and (verdict := decide(unit.problem, n, seen, limits)):
+                reply["cells"].append({"n": n, "fields": verdict.fields, "measured": False})
                 continue
-            t0 = time.monotonic()
-            try:
-                fields = worker.measure(unit.problem, n, unit.timeout)
-            except WorkerFailure as failure:
-                fields = {"status": "error", "reason": str(failure)}
-                if failure.kind == "start":
-                    blocked = ("error", str(failure))
-                elif failure.kind == "timeout":
-                    blocked = ("skipped", f"n={format_size(n)} timed out after {unit.timeout:g} s")
-            fields["cell_s"] = time.monotonic() - t0
-            if fields["status"] == "over_budget" and unit.k == 0:
-                blocked = (
-                    "skipped",
-                    f"n={format_size(n)} over budget ({fields['call_s']:.1f} s > {unit.cell.budget_s:g} s)",
-                )
+            fields, seen = attempt(worker, unit.problem, n, seen, limits)
             reply["cells"].append({"n": n, "fields": fields, "measured": True})
     finally:
         worker.stop()
