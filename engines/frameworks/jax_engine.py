@@ -140,16 +140,18 @@ class JaxCudaEngine(JaxEngine):
     platform = "cuda"
 
     def unavailable(self) -> str | None:
-        """A CUDA device is probed only where a JAX CUDA plugin is installed, and never crashes."""
-        missing = module_missing("jax")
-        if missing is not None:
-            return missing
-        if not any(importlib.util.find_spec(m) is not None for m in CUDA_PLUGINS):
-            return "no CUDA device: JAX has no CUDA plugin installed (pip install 'jax[cuda13]')"
-        import jax
+        return super().unavailable() or _no_cuda_device()
 
-        try:
-            jax.devices("cuda")
-        except RuntimeError as err:
-            return f"no CUDA device: {err}"
-        return None
+
+def _no_cuda_device() -> str | None:
+    """Why JAX sees no CUDA device, or None. A device is probed only where a JAX CUDA plugin is
+    installed, and the probe never crashes."""
+    if not any(importlib.util.find_spec(m) is not None for m in CUDA_PLUGINS):
+        return "no CUDA device: JAX has no CUDA plugin installed (pip install 'jax[cuda13]')"
+    import jax
+
+    try:
+        jax.devices("cuda")
+    except RuntimeError as err:
+        return f"no CUDA device: {err}"
+    return None

@@ -189,18 +189,20 @@ class TorchCudaEngine(TorchEngine):
     memory_method = "torch-cuda"
 
     def unavailable(self) -> str | None:
-        missing = module_missing("torch")
-        if missing is not None:
-            return missing
-        import torch
-
-        if not torch.cuda.is_available():
-            build = f"torch {torch.__version__}, CUDA {torch.version.cuda or 'none (a CPU-only build)'}"
-            return f"no CUDA device: torch.cuda.is_available() is False ({build})"
-        return None
+        return super().unavailable() or _no_cuda_device()
 
     def synchronize(self, out: Any) -> Any:
         import torch
 
         torch.cuda.synchronize()
         return out
+
+
+def _no_cuda_device() -> str | None:
+    """Why PyTorch sees no CUDA device (naming the build: a CPU-only wheel has none), or None."""
+    import torch
+
+    if not torch.cuda.is_available():
+        build = f"torch {torch.__version__}, CUDA {torch.version.cuda or 'none (a CPU-only build)'}"
+        return f"no CUDA device: torch.cuda.is_available() is False ({build})"
+    return None
