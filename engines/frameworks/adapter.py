@@ -80,9 +80,10 @@ def symmetrised(factor: Callable[[Any], Any], transpose: Callable[[Any], Any] = 
     """The table's ``cholesky`` from a framework's factorisation: L with L L^T = S = (A + A^T) / 2.
 
     Factorising the symmetric part rather than A itself is the table's forward
-    (``engines.core.primitives_linalg``): its reverse rule returns a symmetric adjoint, and an A that
-    is symmetric only to rounding factorises the same in every engine. ``factor`` gives the lower
-    factor of a symmetric matrix; ``transpose`` is the framework's transpose of a matrix."""
+    (``engines.core.primitives_linalg``), whose reverse rule gives A the symmetric cotangent
+    (S_bar + S_bar^T) / 2, exact for every perturbation of A because the forward reads only S: the
+    framework's own derivative through the symmetrisation is that same one. ``factor`` gives the
+    lower factor of a symmetric matrix; ``transpose`` is the framework's transpose of a matrix."""
 
     def cholesky(a: Any) -> Any:
         return factor(0.5 * (a + transpose(a)))
