@@ -151,6 +151,40 @@ def test_the_cache_key_covers_source_and_framework():
     assert base.stem.isidentifier()  # the DLL name MakeADFun takes, and R's R_init_<name>
 
 
+def test_templates_compile_once_through_the_native_compile_cache_and_its_lock(monkeypatch, tmp_path):
+    """tmb.build is ``engines.native.build``'s cache: two builders of one template at once compile it
+    once (the second waits on the lock file and finds the file), and a later build compiles nothing."""
+    import threading
+    import time
+
+    from engines.native import build
+
+    monkeypatch.setattr(tmb, "_key_text", lambda framework: framework)
+    monkeypatch.setattr(build, "cache_dir", lambda: tmp_path)
+    calls = []
+
+    def compile_slowly(source, framework, path):
+        calls.append(path)
+        time.sleep(0.3)
+        path.write_text(source)
+
+    monkeypatch.setattr(tmb, "_compile", compile_slowly)
+    results = []
+    builders = [
+        threading.Thread(target=lambda: results.append(tmb.build("source", "CppAD"))) for _ in range(2)
+    ]
+    for builder in builders:
+        builder.start()
+    for builder in builders:
+        builder.join()
+    path = tmb.library_path("source", "CppAD")
+    assert calls == [path] and path.parent == tmp_path / "native"
+    assert sorted(r.compiled for r in results) == [False, True]
+    assert all(r.path == path for r in results) and path.with_suffix(".lock").exists()
+    again = tmb.build("source", "CppAD")
+    assert (again.compiled, again.compile_s, len(calls)) == (False, 0.0, 1)
+
+
 def test_without_r_the_engines_are_unavailable_with_the_install_command(monkeypatch):
     monkeypatch.setattr(tmb.shutil, "which", lambda name: None)
     tmb.tmb_reason.cache_clear()

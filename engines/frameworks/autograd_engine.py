@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from engines.core.contract import Engine, Prepared, module_missing
+from engines.core.contract import module_missing
 from engines.core.ops import Ops
 from engines.core.threads import set_blas_threads
-from problems.base import Data, Problem
+from engines.frameworks.adapter import FrameworkEngine, Gradient, Loglik, symmetrised
 
 
 @functools.cache
@@ -31,9 +31,6 @@ def autograd_ops() -> Ops:
 
     from autograd.scipy import linalg
 
-    def cholesky(a: Any) -> Any:
-        return anp.linalg.cholesky(0.5 * (a + anp.transpose(a)))
-
     def solve_triangular(chol: Any, b: Any) -> Any:
         return linalg.solve_triangular(chol, b, lower=True)
 
@@ -44,11 +41,15 @@ def autograd_ops() -> Ops:
         idx = anp.arange(a.shape[0])
         return a[idx, idx]
 
-    extra |= {"cholesky": cholesky, "solve_triangular": solve_triangular, "diagonal": diagonal}
+    extra |= {
+        "cholesky": symmetrised(anp.linalg.cholesky, anp.transpose),
+        "solve_triangular": solve_triangular,
+        "diagonal": diagonal,
+    }
     return Ops.like_numpy("autograd", anp, extra)
 
 
-class AutogradEngine(Engine):
+class AutogradEngine(FrameworkEngine):
     name = "autograd"
     libraries = ("autograd",)
     tier = "framework"
@@ -60,13 +61,18 @@ class AutogradEngine(Engine):
     def set_threads(self, threads: int) -> None:
         set_blas_threads(threads)
 
-    def _prepare(self, problem: Problem, data: Data) -> Prepared:
+    def ops(self) -> Ops:
+        return autograd_ops()
+
+    def gradient(self, loglik: Loglik, arrays: dict[str, Any]) -> Gradient:
+        """``autograd.value_and_grad`` of l in theta: the tape recorded and walked back per call."""
         import autograd
 
-        ops = autograd_ops()
-        n = problem.n_of(data)
+        value_and_grad = autograd.value_and_grad(loglik)
+        return Gradient(lambda theta: value_and_grad(theta, arrays), lambda theta: loglik(theta, arrays))
 
-        def loglik(theta: Any) -> Any:
-            return problem.loglik(ops, problem.split(theta, n), data)
+    def hessian(self, loglik: Loglik, arrays: dict[str, Any], gradient: Gradient) -> Any:
+        import autograd
 
-        return Prepared(problem, n, autograd.value_and_grad(loglik), loglik, hess=autograd.hessian(loglik))
+        hessian = autograd.hessian(loglik)
+        return lambda theta: hessian(theta, arrays)

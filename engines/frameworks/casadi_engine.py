@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.contract import Engine, Prepared, Unsupported, module_missing
-from engines.core.ops import Ops, split_data
+from engines.core.contract import Unsupported, module_missing
+from engines.core.ops import Ops
+from engines.frameworks.adapter import FrameworkEngine, Gradient, Loglik, symmetrised
 from problems.base import Data, Problem
 
 INSTALL = "pip install 'casadi==3.8.2'"
@@ -170,7 +171,7 @@ def _sx_cholesky(a: Any) -> Any:
             f"scalar nodes (one per element and operation); SX factorises up to {SX_CHOLESKY_MAX} x "
             f"{SX_CHOLESKY_MAX}"
         )
-    return ca.chol(0.5 * (a + a.T)).T
+    return symmetrised(lambda s: ca.chol(s).T)(a)
 
 
 def _symbol(ca: Any, kind: str, name: str, array: np.ndarray) -> Any:
@@ -180,7 +181,7 @@ def _symbol(ca: Any, kind: str, name: str, array: np.ndarray) -> Any:
     return cls.sym(name, rows, cols)
 
 
-class CasadiEngine(Engine):
+class CasadiEngine(FrameworkEngine):
     name = "casadi-sx"
     libraries = ("casadi",)
     tier = "1"
@@ -193,14 +194,20 @@ class CasadiEngine(Engine):
             return f"casadi is not installed ({INSTALL})"
         return None
 
+    def ops(self) -> Ops:
+        return casadi_ops(self.kind)
+
     def build(self, problem: Problem, data: Data) -> tuple[Any, Any, list[Any], list[Any], dict[str, Any]]:
+        """The symbolic graph of ``problem`` on ``data`` (``graph``)."""
+        return self.graph(*self.bind(problem, data))
+
+    def graph(
+        self, loglik: Loglik, arrays: dict[str, np.ndarray]
+    ) -> tuple[Any, Any, list[Any], list[Any], dict[str, Any]]:
         """The symbolic graph: (theta, value, parameter symbols, their numeric DM values, info)."""
         import casadi as ca
 
-        ops = casadi_ops(self.kind)
-        n = problem.n_of(data)
-        arrays, constants = split_data(data)
-        symbols, values, graph_data = [], [], dict(constants)
+        symbols, values, graph_data = [], [], {}
         for key, array in arrays.items():
             if np.issubdtype(array.dtype, np.integer):
                 graph_data[key] = array  # an index: concrete positions in the graph
@@ -209,39 +216,46 @@ class CasadiEngine(Engine):
             graph_data[key] = symbol
             symbols.append(symbol)
             values.append(ca.DM(np.asarray(array, dtype=np.float64).reshape(symbol.shape)))
-        theta = (ca.SX if self.kind == "SX" else ca.MX).sym("theta", problem.size(n), 1)
-        value = problem.loglik(ops, problem.split(theta, n), graph_data)
+        theta = (ca.SX if self.kind == "SX" else ca.MX).sym("theta", loglik.size, 1)
+        value = loglik(theta, graph_data)
         info = {"graph": self.kind, "data": "parameters (integer index arrays as constants)"}
         return theta, value, symbols, values, info
 
-    def _prepare(self, problem: Problem, data: Data) -> Prepared:
+    def gradient(self, loglik: Loglik, arrays: dict[str, np.ndarray]) -> Gradient:
+        """``casadi.gradient`` of l's graph (reverse mode on it) and l, each one ``casadi.Function`` of
+        theta and the data parameters, evaluated as ``callables`` says."""
         import casadi as ca
 
-        n = problem.n_of(data)
-        theta, value, symbols, values, info = self.build(problem, data)
+        theta, value, symbols, values, info = self.graph(loglik, arrays)
         grad = ca.gradient(value, theta)
         vg_function = ca.Function("vg", [theta, *symbols], [value, grad])
         value_function = ca.Function("value", [theta, *symbols], [value])
         info["graph_nodes"] = int(vg_function.n_nodes())
         info["work_bytes"] = 8 * int(vg_function.sz_w())  # CasADi's own count of its work vector per call
         vg_call, value_call = self.callables(vg_function, value_function)
+        return Gradient(
+            lambda t: vg_call(t, *values),
+            lambda t: value_call(t, *values),
+            info,
+            graph=(theta, value, symbols, values),
+        )
 
-        def vg(t: np.ndarray) -> tuple[float, np.ndarray]:
-            out_value, out_grad = vg_call(t, *values)
-            return float(out_value), np.asarray(out_grad.full(), dtype=np.float64).ravel()
+    def hessian(self, loglik: Loglik, arrays: dict[str, np.ndarray], gradient: Gradient) -> Any:
+        """``casadi.hessian`` of the same graph, one Function built on first use."""
+        import casadi as ca
 
-        def val(t: np.ndarray) -> float:
-            return float(value_call(t, *values))
+        theta, value, symbols, values = gradient.graph
 
         @functools.cache
         def hess_function() -> Any:
             hessian, _ = ca.hessian(value, theta)
             return ca.Function("hessian", [theta, *symbols], [hessian])
 
-        def hess(t: np.ndarray) -> np.ndarray:
-            return np.asarray(hess_function()(t, *values).full(), dtype=np.float64)
+        return lambda t: hess_function()(t, *values)
 
-        return Prepared(problem, n, vg, val, info, hess)
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """A DM (a column, or the Hessian's matrix) as a flat float64 vector; ``Prepared`` shapes it."""
+        return np.asarray(x.full(), dtype=np.float64).ravel()
 
     def callables(self, vg_function: Any, value_function: Any) -> tuple[Any, Any]:
         """What a call evaluates: the Functions themselves (CasADi's virtual machine)."""

@@ -13,15 +13,14 @@ Threads: as for JAX (``engines.core.threads.set_xla_threads``). The wheel is for
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 
-from engines.core.contract import Prepared, Unsupported, module_missing
-from engines.core.ops import Ops, split_data
-from engines.frameworks.jax_engine import JaxEngine, jax_ops, xla_memory
-from problems.base import Data, Problem
+from engines.core.contract import Unsupported, module_missing
+from engines.core.ops import Ops
+from engines.frameworks.adapter import Gradient, Loglik
+from engines.frameworks.jax_engine import JaxEngine, jax_ops
 
 INSTALL = "pip install 'enzyme-ad==0.0.16'"
 NO_ADJOINT = ("cholesky", "solve_triangular")
@@ -58,31 +57,17 @@ class EnzymeEngine(JaxEngine):
             return f"enzyme_ad is not installed ({INSTALL})"
         return None
 
-    def _prepare(self, problem: Problem, data: Data) -> Prepared:
-        ops = enzyme_ops()
+    def ops(self) -> Ops:
+        return enzyme_ops()
+
+    def gradient(self, loglik: Loglik, arrays: dict[str, Any]) -> Gradient:
+        """JAX's jitted value-and-gradient of l wrapped by ``enzyme_jax_ir``: the derivative is Enzyme's.
+        l is traced abstractly first, so that a primitive Enzyme cannot differentiate says so here."""
         import jax
         from enzyme_ad.jax import enzyme_jax_ir
 
-        device = jax.devices("cpu")[0]
-        n = problem.n_of(data)
-        arrays, constants = split_data(data)
-        arrays = jax.device_put(arrays, device)
+        jax.eval_shape(loglik, np.zeros(loglik.size), arrays)
+        return super().gradient(enzyme_jax_ir()(loglik), arrays)
 
-        def plain(theta: Any, arrays: dict[str, Any]) -> Any:
-            return problem.loglik(ops, problem.split(theta, n), {**constants, **arrays})
-
-        jax.eval_shape(plain, np.zeros(problem.size(n)), arrays)  # an Unsupported primitive says so here
-        loglik = enzyme_jax_ir()(plain)
-
-        value_and_grad = jax.jit(jax.value_and_grad(loglik))
-        value_only = jax.jit(loglik)
-
-        def vg(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad = jax.block_until_ready(value_and_grad(theta, arrays))
-            return float(value), np.asarray(grad, dtype=np.float64)
-
-        def val(theta: np.ndarray) -> float:
-            return float(jax.block_until_ready(value_only(theta, arrays)))
-
-        memory = functools.partial(xla_memory, value_and_grad, arrays=arrays)
-        return Prepared(problem, n, vg, val, {"device": str(device), "jit": True, "xla_memory": memory})
+    def hessian(self, loglik: Loglik, arrays: dict[str, Any], gradient: Gradient) -> None:
+        return None

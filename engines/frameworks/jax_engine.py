@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.contract import Engine, Prepared, module_missing
-from engines.core.ops import Ops, split_data
+from engines.core.contract import module_missing
+from engines.core.ops import Ops
 from engines.core.threads import set_xla_threads
-from problems.base import Data, Problem
+from engines.frameworks.adapter import FrameworkEngine, Gradient, Loglik
 
 CUDA_PLUGINS = ("jax_cuda13_plugin", "jax_cuda12_plugin", "jax_plugins")
 
@@ -69,7 +69,7 @@ def xla_memory(jitted: Any, theta: np.ndarray, arrays: dict[str, Any]) -> int:
     return int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
 
 
-class JaxEngine(Engine):
+class JaxEngine(FrameworkEngine):
     name = "jax"
     libraries = ("jax", "jaxlib")
     tier = "framework"
@@ -88,38 +88,44 @@ class JaxEngine(Engine):
     def set_threads(self, threads: int) -> None:
         set_xla_threads(threads)
 
-    def _prepare(self, problem: Problem, data: Data) -> Prepared:
-        ops = jax_ops()
+    def device(self) -> Any:
         import jax
 
-        device = jax.devices(self.platform)[0]
-        n = problem.n_of(data)
-        arrays, constants = split_data(data)
-        arrays = jax.device_put(arrays, device)
+        return jax.devices(self.platform)[0]
 
-        def loglik(theta: Any, arrays: dict[str, Any]) -> Any:
-            return problem.loglik(ops, problem.split(theta, n), {**constants, **arrays})
+    def ops(self) -> Ops:
+        return jax_ops()
 
-        value_and_grad = jax.value_and_grad(loglik)
-        value_only = loglik
+    def to_device(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        import jax
+
+        return jax.device_put(arrays, self.device())
+
+    def gradient(self, loglik: Loglik, arrays: dict[str, Any]) -> Gradient:
+        """``jax.value_and_grad`` of l, and l, both ``jax.jit``-compiled unless eager; the data go in
+        as arguments of the compiled program."""
+        import jax
+
+        value_and_grad, value_only = jax.value_and_grad(loglik), loglik
         if self.jit:
             value_and_grad, value_only = jax.jit(value_and_grad), jax.jit(value_only)
-
-        def vg(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad = jax.block_until_ready(value_and_grad(theta, arrays))
-            return float(value), np.asarray(grad, dtype=np.float64)
-
-        def val(theta: np.ndarray) -> float:
-            return float(jax.block_until_ready(value_only(theta, arrays)))
-
-        def hess(theta: np.ndarray) -> np.ndarray:
-            """Forward-over-reverse: ``jax.hessian`` is ``jacfwd(jacrev(f))``."""
-            return np.asarray(jax.hessian(loglik)(theta, arrays), dtype=np.float64)
-
-        info: dict[str, Any] = {"device": str(device), "jit": self.jit}
+        info: dict[str, Any] = {"device": str(self.device()), "jit": self.jit}
         if self.jit:
             info["xla_memory"] = functools.partial(xla_memory, value_and_grad, arrays=arrays)
-        return Prepared(problem, n, vg, val, info, hess)
+        return Gradient(
+            lambda theta: value_and_grad(theta, arrays), lambda theta: value_only(theta, arrays), info
+        )
+
+    def synchronize(self, out: Any) -> Any:
+        import jax
+
+        return jax.block_until_ready(out)
+
+    def hessian(self, loglik: Loglik, arrays: dict[str, Any], gradient: Gradient) -> Any:
+        """Forward-over-reverse: ``jax.hessian`` is ``jacfwd(jacrev(f))``."""
+        import jax
+
+        return lambda theta: jax.hessian(loglik)(theta, arrays)
 
 
 class JaxEagerEngine(JaxEngine):
@@ -134,16 +140,18 @@ class JaxCudaEngine(JaxEngine):
     platform = "cuda"
 
     def unavailable(self) -> str | None:
-        """A CUDA device is probed only where a JAX CUDA plugin is installed, and never crashes."""
-        missing = module_missing("jax")
-        if missing is not None:
-            return missing
-        if not any(importlib.util.find_spec(m) is not None for m in CUDA_PLUGINS):
-            return "no CUDA device: JAX has no CUDA plugin installed (pip install 'jax[cuda13]')"
-        import jax
+        return super().unavailable() or _no_cuda_device()
 
-        try:
-            jax.devices("cuda")
-        except RuntimeError as err:
-            return f"no CUDA device: {err}"
-        return None
+
+def _no_cuda_device() -> str | None:
+    """Why JAX sees no CUDA device, or None. A device is probed only where a JAX CUDA plugin is
+    installed, and the probe never crashes."""
+    if not any(importlib.util.find_spec(m) is not None for m in CUDA_PLUGINS):
+        return "no CUDA device: JAX has no CUDA plugin installed (pip install 'jax[cuda13]')"
+    import jax
+
+    try:
+        jax.devices("cuda")
+    except RuntimeError as err:
+        return f"no CUDA device: {err}"
+    return None

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.contract import Engine, Prepared, Unsupported, module_missing
+from engines.core.contract import Unsupported, module_missing
 from engines.core.primitives import PRIMITIVES, vjp
-from problems.base import Data, Problem
+from engines.frameworks.adapter import FrameworkEngine, Gradient, Loglik
 
 
 def _unary(name: str, x: Any) -> Any:
@@ -163,7 +163,7 @@ def _lists(x: Any) -> Any:
     return x
 
 
-class MicrogradEngine(Engine):
+class MicrogradEngine(FrameworkEngine):
     name = "micrograd"
     tier = "0"
     libraries = ("micrograd",)
@@ -177,16 +177,24 @@ class MicrogradEngine(Engine):
         missing = module_missing("micrograd")
         return None if missing is None else "micrograd is not installed (pip install micrograd==0.1.0)"
 
-    def _prepare(self, problem: Problem, data: Data) -> Prepared:
-        Value = _node_class()
-        ops, n = MicrogradOps(), problem.n_of(data)
+    def ops(self) -> Any:
+        return MicrogradOps()
+
+    def to_device(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Vectors as lists of floats (index vectors of ints), matrices as rows of floats."""
+        return {k: _lists(v) for k, v in arrays.items()}
+
+    def gradient(self, loglik: Loglik, arrays: dict[str, Any]) -> Gradient:
+        """Per call: a ``Value`` leaf per entry of each block of theta, l built on them node by node,
+        and micrograd's ``backward``; the gradient read off the leaves."""
+        problem, n = loglik.problem, loglik.n
         hit = self.recursion_hit.get(problem.name)
         if hit is not None and n >= hit:
             raise Unsupported(
                 f"micrograd's recursive backward hit Python's recursion limit ({sys.getrecursionlimit()}) "
                 f"at n = {hit} on {problem.name}; n = {n} is as deep or deeper, not built"
             )
-        listed = {k: _lists(v) for k, v in data.items()}
+        Value = _node_class()
 
         def run(theta: np.ndarray, grad: bool) -> tuple[float, np.ndarray]:
             parts = problem.split(theta, n)
@@ -194,7 +202,7 @@ class MicrogradEngine(Engine):
                 k: Value(float(v)) if np.ndim(v) == 0 else Vector(Value(float(t)) for t in v)
                 for k, v in parts.items()
             }
-            out = problem.loglik(ops, leaves, listed)
+            out = loglik.at(leaves, arrays)
             if not grad:
                 return float(out.data), np.empty(0)
             try:
@@ -210,4 +218,4 @@ class MicrogradEngine(Engine):
             ]
             return float(out.data), np.array([x for block in g for x in block], dtype=np.float64)
 
-        return Prepared(problem, n, lambda t: run(t, True), lambda t: run(t, False)[0])
+        return Gradient(lambda t: run(t, True), lambda t: run(t, False)[0])

@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.contract import Engine, Prepared, Unsupported, module_missing
-from engines.core.ops import Ops, split_data
+from engines.core.contract import Unsupported, module_missing
+from engines.core.ops import Ops
 from engines.core.threads import set_blas_threads, set_numba_threads
-from problems.base import Data, Problem
+from engines.frameworks.adapter import FrameworkEngine, Gradient, Loglik, symmetrised
 
 INSTALL = "pip install 'pytensor==2.38.2'"
 
@@ -65,9 +65,6 @@ def pytensor_ops() -> Ops:
     import pytensor.tensor as pt
     from pytensor.tensor import slinalg
 
-    def cholesky(a: Any) -> Any:
-        return slinalg.cholesky(0.5 * (a + a.T), lower=True)
-
     def solve_triangular(chol: Any, b: Any) -> Any:
         return slinalg.solve_triangular(chol, b, lower=True)
 
@@ -92,7 +89,7 @@ def pytensor_ops() -> Ops:
         "sigmoid": pt.sigmoid,
         "log_sigmoid": lambda x: -pt.softplus(-x),
         "matvec": pt.dot,
-        "cholesky": cholesky,
+        "cholesky": symmetrised(functools.partial(slinalg.cholesky, lower=True)),
         "solve_triangular": solve_triangular,
         "diagonal": pt.diagonal,
         "scan": _scan,
@@ -112,7 +109,7 @@ def _scan(step: Any, carry: Any, xs: Any) -> Any:
     return outputs[-1]
 
 
-class PytensorEngine(Engine):
+class PytensorEngine(FrameworkEngine):
     name = "pytensor"
     libraries = ("pytensor",)
     tier = "2"
@@ -132,33 +129,47 @@ class PytensorEngine(Engine):
 
         return get_mode(self.mode)
 
-    def _prepare(self, problem: Problem, data: Data) -> Prepared:
+    def ops(self) -> Ops:
+        import_pytensor()
+        return pytensor_ops()
+
+    def to_device(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Shared variables: set once, inputs of the compiled program rather than constants in it."""
+        pytensor = import_pytensor()
+        return {k: pytensor.shared(v, name=k) for k, v in arrays.items()}
+
+    def gradient(self, loglik: Loglik, arrays: dict[str, Any]) -> Gradient:
+        """l's graph on a symbolic theta, ``pytensor.grad`` appended, compiled once to theta -> (l,
+        dl/dtheta); the value alone compiled on first use. A graph PyTensor cannot build is
+        ``Unsupported`` with its message."""
         pytensor = import_pytensor()
         import pytensor.tensor as pt
 
-        ops = pytensor_ops()
-        n = problem.n_of(data)
-        arrays, constants = split_data(data)
-        shared = {k: pytensor.shared(v, name=k) for k, v in arrays.items()}
         theta = pt.dvector("theta")
         try:
-            value = problem.loglik(ops, problem.split(theta, n), {**constants, **shared})
+            value = loglik(theta, arrays)
         except (NotImplementedError, TypeError) as err:
             if isinstance(err, Unsupported):
                 raise
-            raise Unsupported(f"{problem.name}: PyTensor cannot build the graph: {err}") from err
+            raise Unsupported(f"{loglik.problem.name}: PyTensor cannot build the graph: {err}") from err
         value = pt.as_tensor_variable(value).astype("float64")
         grad = pytensor.grad(value, theta)
         mode = self._mode()
         both = pytensor.function([theta], [value, grad], mode=mode)
         alone = functools.cache(lambda: pytensor.function([theta], value, mode=mode))  # on first use
+        nodes = both.maker.fgraph.apply_nodes
+        info = {"mode": self.mode, "graph_nodes": len(nodes)}
+        return Gradient(both, lambda th: alone()(th), info, graph=(theta, value, nodes))
 
-        def vg(th: np.ndarray) -> tuple[float, np.ndarray]:
-            v, g = both(th)
-            return float(v), np.array(g, dtype=np.float64)
-
-        def val(th: np.ndarray) -> float:
-            return float(alone()(th))
+    def hessian(self, loglik: Loglik, arrays: dict[str, Any], gradient: Gradient) -> Any:
+        """Reverse over reverse: the symbolic Jacobian of the gradient, compiled on first use. The
+        Hessian of a Scan is a scan over the scan's own gradient loop: compiling it takes minutes, so
+        a problem with a loop gets no second order here (callers fall back to differences)."""
+        pytensor = import_pytensor()
+        theta, value, nodes = gradient.graph
+        if any(type(node.op).__name__ == "Scan" for node in nodes):
+            return None
+        mode = self._mode()
 
         @functools.cache
         def hessian_function() -> Any:
@@ -166,16 +177,11 @@ class PytensorEngine(Engine):
 
             return pytensor.function([theta], hessian(value, theta), mode=mode)
 
-        def hess(th: np.ndarray) -> np.ndarray:
-            """Reverse over reverse: the symbolic Jacobian of the gradient, compiled on first use."""
-            return np.array(hessian_function()(th), dtype=np.float64)
+        return lambda th: hessian_function()(th)
 
-        nodes = both.maker.fgraph.apply_nodes
-        # The Hessian of a Scan is a scan over the scan's own gradient loop: compiling it takes minutes,
-        # so a problem with a loop gets no second order here (callers fall back to differences).
-        looped = any(type(node.op).__name__ == "Scan" for node in nodes)
-        info = {"mode": self.mode, "graph_nodes": len(nodes)}
-        return Prepared(problem, n, vg, val, info, None if looped else hess)
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """A copy: the compiled function owns its output buffers, which the next call overwrites."""
+        return np.array(x, dtype=np.float64)
 
 
 class PytensorNumbaEngine(PytensorEngine):

@@ -27,16 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.contract import Engine, Prepared, module_missing
-from engines.core.ops import Ops, split_data
+from engines.core.contract import module_missing
+from engines.core.ops import Ops
 from engines.core.threads import set_xla_threads
-from problems.base import Data, Problem
+from engines.frameworks.adapter import FrameworkEngine, Gradient, Loglik, symmetrised
 
 INSTALL = "pip install 'tensorflow-cpu==2.21.0'"
 
 
+@functools.cache
 def import_tensorflow() -> Any:
-    """TensorFlow, imported with its C++ log lines (oneDNN notices, CPU feature lines) silenced."""
+    """TensorFlow (imported once per process), with its C++ log lines (oneDNN notices, CPU feature lines) silenced."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import tensorflow as tf
@@ -52,9 +53,6 @@ def tensorflow_ops() -> Ops:
     for indexing (a tensor is not indexable by an integer array)."""
     tf = import_tensorflow()
 
-    def cholesky(a: Any) -> Any:
-        return tf.linalg.cholesky(0.5 * (a + tf.linalg.matrix_transpose(a)))
-
     def solve_triangular(chol: Any, b: Any) -> Any:
         return tf.linalg.triangular_solve(chol, b[..., None], lower=True)[..., 0]
 
@@ -64,7 +62,7 @@ def tensorflow_ops() -> Ops:
         "max": tf.math.reduce_max,
         "logsumexp": tf.math.reduce_logsumexp,
         "matvec": tf.linalg.matvec,
-        "cholesky": cholesky,
+        "cholesky": symmetrised(tf.linalg.cholesky, tf.linalg.matrix_transpose),
         "solve_triangular": solve_triangular,
         "diagonal": tf.linalg.diag_part,
     }
@@ -73,7 +71,7 @@ def tensorflow_ops() -> Ops:
     return ops
 
 
-class TensorflowEngine(Engine):
+class TensorflowEngine(FrameworkEngine):
     name = "tensorflow"
     libraries = ("tensorflow-cpu", "keras")
     tier = "0"
@@ -99,15 +97,22 @@ class TensorflowEngine(Engine):
         except RuntimeError:  # settable only before the runtime starts; the first setting holds
             pass
 
-    def _prepare(self, problem: Problem, data: Data) -> Prepared:
-        tf = import_tensorflow()
-        ops = tensorflow_ops()
-        n = problem.n_of(data)
-        arrays, constants = split_data(data)
-        arrays = {k: tf.constant(v) for k, v in arrays.items()}
+    def ops(self) -> Ops:
+        return tensorflow_ops()
 
-        def loglik(theta: Any, arrays: dict[str, Any]) -> Any:
-            return problem.loglik(ops, problem.split(theta, n), {**constants, **arrays})
+    def to_device(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        tf = import_tensorflow()
+        return {k: tf.constant(v) for k, v in arrays.items()}
+
+    def theta_in(self, theta: np.ndarray) -> Any:
+        tf = import_tensorflow()
+        return tf.constant(theta, dtype=tf.float64)
+
+    def gradient(self, loglik: Loglik, arrays: dict[str, Any]) -> Gradient:
+        """A ``GradientTape`` recorded per call and walked back; outside eager mode value-and-gradient
+        and the value are each one ``tf.function`` (XLA-compiled for ``tensorflow-xla``), theta's
+        length symbolic and the data arguments."""
+        tf = import_tensorflow()
 
         def value_and_grad(theta: Any, arrays: dict[str, Any]) -> tuple[Any, Any]:
             with tf.GradientTape() as tape:
@@ -124,26 +129,26 @@ class TensorflowEngine(Engine):
             ]
             value_and_grad = tf.function(value_and_grad, input_signature=signature, jit_compile=compile_xla)
             value_only = tf.function(loglik, input_signature=signature, jit_compile=compile_xla)
+        return Gradient(
+            lambda theta: value_and_grad(theta, arrays),
+            lambda theta: value_only(theta, arrays),
+            {"mode": self.mode},
+        )
 
-        def vg(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad = value_and_grad(tf.constant(theta, dtype=tf.float64), arrays)
-            return float(value.numpy()), np.asarray(grad.numpy(), dtype=np.float64)
+    def hessian(self, loglik: Loglik, arrays: dict[str, Any], gradient: Gradient) -> Any:
+        """Reverse-over-reverse: the Jacobian of the gradient, one nested tape (eager)."""
+        tf = import_tensorflow()
 
-        def val(theta: np.ndarray) -> float:
-            return float(value_only(tf.constant(theta, dtype=tf.float64), arrays).numpy())
-
-        def hess(theta: np.ndarray) -> np.ndarray:
-            """Reverse-over-reverse: the Jacobian of the gradient, one nested tape (eager)."""
-            t = tf.constant(theta, dtype=tf.float64)
+        def hess(t: Any) -> Any:
             with tf.GradientTape() as outer:
                 outer.watch(t)
                 with tf.GradientTape() as inner:
                     inner.watch(t)
                     value = loglik(t, arrays)
                 grad = inner.gradient(value, t)
-            return np.asarray(outer.jacobian(grad, t).numpy(), dtype=np.float64)
+            return outer.jacobian(grad, t)
 
-        return Prepared(problem, n, vg, val, {"mode": self.mode}, hess)
+        return hess
 
 
 class TensorflowGraphEngine(TensorflowEngine):

@@ -40,10 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.contract import Engine, Prepared, Unsupported, module_missing
-from engines.core.ops import Ops, split_data
+from engines.core.contract import Unsupported, module_missing
+from engines.core.ops import Ops
+from engines.frameworks.adapter import FrameworkEngine, Gradient, Loglik
 from engines.tiers.tape.compiled import cache_dir
-from problems.base import Data, Problem
 
 INSTALL = "pip install 'tinygrad==0.14.0'"
 CLANG_INSTALL = "apt-get install clang"
@@ -141,7 +141,7 @@ def tinygrad_ops() -> Ops:
     return Ops("tinygrad", functions, resolve)
 
 
-class TinygradEngine(Engine):
+class TinygradEngine(FrameworkEngine):
     name = "tinygrad"
     libraries = ("tinygrad",)
     tier = "2"
@@ -154,6 +154,7 @@ class TinygradEngine(Engine):
         "collection does not see: a count would be the Python dispatch alone"
     )
     threads = 1
+    prepare_calls = 2  # TinyJit: the first call runs, the second captures; later calls replay
 
     def unavailable(self) -> str | None:
         if module_missing("tinygrad") is not None:
@@ -166,41 +167,39 @@ class TinygradEngine(Engine):
         self.threads = threads
         import_tinygrad(threads)
 
-    def _prepare(self, problem: Problem, data: Data) -> Prepared:
+    def ops(self) -> Ops:
         import_tinygrad(self.threads)
-        from tinygrad import Tensor, TinyJit, dtypes
+        return tinygrad_ops()
 
-        ops = tinygrad_ops()
-        n = problem.n_of(data)
-        arrays, constants = split_data(data)
-        arrays = {
+    def to_device(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Realized tensors on the CPU device, index arrays as int32 (tinygrad's index type)."""
+        from tinygrad import Tensor
+
+        return {
             k: Tensor(v.astype(np.int32) if v.dtype.kind in "iu" else v, device=DEVICE).realize()
             for k, v in arrays.items()
         }
 
-        def loglik(theta: Any) -> Any:
-            return problem.loglik(ops, problem.split(theta, n), {**constants, **arrays})
+    def theta_in(self, theta: np.ndarray) -> Any:
+        from tinygrad import Tensor, dtypes
+
+        return Tensor(theta, dtype=dtypes.float64, device=DEVICE)
+
+    def gradient(self, loglik: Loglik, arrays: dict[str, Any]) -> Gradient:
+        """``value.gradient(theta)`` added to l's lazy graph, both realized under one ``TinyJit``; the
+        data are closed over (buffers of the captured kernels), theta is the JIT's one input."""
+        from tinygrad import TinyJit
 
         def value_and_grad(theta: Any) -> tuple[Any, Any]:
-            value = loglik(theta)
+            value = loglik(theta, arrays)
             (grad,) = value.gradient(theta)
             return value.realize(), grad.realize()
 
-        jit_vg = TinyJit(value_and_grad)
-        jit_val = TinyJit(lambda theta: loglik(theta).realize())
+        jit_value = TinyJit(lambda theta: loglik(theta, arrays).realize())
+        return Gradient(TinyJit(value_and_grad), jit_value, {"device": DEVICE, "jit": "TinyJit"})
 
-        def as_tensor(theta: np.ndarray) -> Any:
-            return Tensor(theta, dtype=dtypes.float64, device=DEVICE)
+    def to_float(self, value: Any) -> float:
+        return float(value.numpy())
 
-        def vg(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad = jit_vg(as_tensor(theta))
-            return float(value.numpy()), grad.numpy()
-
-        def val(theta: np.ndarray) -> float:
-            return float(jit_val(as_tensor(theta)).numpy())
-
-        start = problem.true_theta(n)
-        for _ in range(2):  # TinyJit: the first call runs, the second captures; later calls replay
-            vg(start)
-            val(start)
-        return Prepared(problem, n, vg, val, {"device": DEVICE, "jit": "TinyJit"})
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return x.numpy()

@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from engines.core.contract import Engine, Prepared, Unsupported, module_missing
-from engines.core.ops import Ops, split_data
+from engines.core.contract import Unsupported, module_missing
+from engines.core.ops import Ops
 from engines.core.threads import set_torch_threads
-from problems.base import Data, Problem
+from engines.frameworks.adapter import FrameworkEngine, Gradient, Loglik, symmetrised
+from problems.base import Problem
 
 
 @functools.cache
@@ -46,14 +47,14 @@ def torch_ops() -> Ops:
     def logsumexp(x: Any) -> Any:
         return torch.logsumexp(x.reshape(-1), 0)
 
-    def cholesky(a: Any) -> Any:
-        return torch.linalg.cholesky(0.5 * (a + a.mT))
-
     def solve_triangular(chol: Any, b: Any) -> Any:
         return torch.linalg.solve_triangular(chol, b.unsqueeze(-1), upper=False).squeeze(-1)
 
     extra = {"maximum": maximum, "logsumexp": logsumexp, "log_sigmoid": torch.nn.functional.logsigmoid}
-    extra |= {"cholesky": cholesky, "solve_triangular": solve_triangular}
+    extra |= {
+        "cholesky": symmetrised(torch.linalg.cholesky, lambda a: a.mT),
+        "solve_triangular": solve_triangular,
+    }
     return Ops.like_numpy("torch", torch, extra)
 
 
@@ -106,7 +107,7 @@ def compiled_loglik(problem: Problem) -> Callable[..., Any]:
     return _COMPILED[problem]
 
 
-class TorchEngine(Engine):
+class TorchEngine(FrameworkEngine):
     name = "torch"
     libraries = ("torch",)
     tier = "framework"
@@ -121,39 +122,58 @@ class TorchEngine(Engine):
     def set_threads(self, threads: int) -> None:
         set_torch_threads(threads)
 
-    def synchronize(self) -> None:
-        """Wait for the device to finish; nothing to wait for on the CPU."""
-
-    def _prepare(self, problem: Problem, data: Data) -> Prepared:
+    @functools.cached_property
+    def torch_device(self) -> Any:
         import torch
 
-        device = torch.device(self.device)
-        arrays, constants = split_data(data)
-        arrays = {k: torch.as_tensor(v, device=device) for k, v in arrays.items()}
-        loglik = compiled_loglik(problem) if self.compiled else loglik_function(problem)
+        return torch.device(self.device)
 
-        def vg(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            leaf = torch.tensor(theta, dtype=torch.float64, device=device, requires_grad=True)
-            value = loglik(leaf, arrays, constants)
+    def ops(self) -> Ops:
+        return torch_ops()
+
+    def to_device(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        import torch
+
+        return {k: torch.as_tensor(v, device=self.torch_device) for k, v in arrays.items()}
+
+    def theta_in(self, theta: np.ndarray) -> Any:
+        import torch
+
+        return torch.tensor(theta, dtype=torch.float64, device=self.torch_device)
+
+    def gradient(self, loglik: Loglik, arrays: dict[str, Any]) -> Gradient:
+        """``torch.autograd.grad`` of l at a leaf theta, the graph recorded per call (of the process's
+        compiled l for ``torch-compile``); the value alone under ``no_grad``, recording nothing."""
+        import torch
+
+        if self.compiled:
+            compiled, constants = compiled_loglik(loglik.problem), loglik.constants
+
+            def function(theta: Any, arrays: dict[str, Any]) -> Any:
+                return compiled(theta, arrays, constants)
+        else:
+            function = loglik
+
+        def value_and_grad(theta: Any) -> tuple[Any, Any]:
+            leaf = theta.requires_grad_()
+            value = function(leaf, arrays)
             (grad,) = torch.autograd.grad(value, leaf)
-            self.synchronize()
-            return value.item(), grad.cpu().numpy()
+            return value, grad
 
-        def val(theta: np.ndarray) -> float:
+        def value(theta: Any) -> Any:
             with torch.no_grad():
-                value = loglik(torch.tensor(theta, dtype=torch.float64, device=device), arrays, constants)
-            self.synchronize()
-            return value.item()
+                return function(theta, arrays)
 
-        def hess(theta: np.ndarray) -> np.ndarray:
-            """Reverse-over-reverse through the eager graph (``torch.autograd.functional.hessian``)."""
-            leaf = torch.tensor(theta, dtype=torch.float64, device=device)
-            plain = loglik_function(problem)
-            return (
-                torch.autograd.functional.hessian(lambda t: plain(t, arrays, constants), leaf).cpu().numpy()
-            )
+        return Gradient(value_and_grad, value, {"device": str(self.torch_device)})
 
-        return Prepared(problem, problem.n_of(data), vg, val, {"device": str(device)}, hess)
+    def hessian(self, loglik: Loglik, arrays: dict[str, Any], gradient: Gradient) -> Any:
+        """Reverse-over-reverse through the eager graph (``torch.autograd.functional.hessian``)."""
+        import torch
+
+        return lambda theta: torch.autograd.functional.hessian(lambda t: loglik(t, arrays), theta)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return x.cpu().numpy()
 
 
 class TorchCompileEngine(TorchEngine):
@@ -169,17 +189,20 @@ class TorchCudaEngine(TorchEngine):
     memory_method = "torch-cuda"
 
     def unavailable(self) -> str | None:
-        missing = module_missing("torch")
-        if missing is not None:
-            return missing
-        import torch
+        return super().unavailable() or _no_cuda_device()
 
-        if not torch.cuda.is_available():
-            build = f"torch {torch.__version__}, CUDA {torch.version.cuda or 'none (a CPU-only build)'}"
-            return f"no CUDA device: torch.cuda.is_available() is False ({build})"
-        return None
-
-    def synchronize(self) -> None:
+    def synchronize(self, out: Any) -> Any:
         import torch
 
         torch.cuda.synchronize()
+        return out
+
+
+def _no_cuda_device() -> str | None:
+    """Why PyTorch sees no CUDA device (naming the build: a CPU-only wheel has none), or None."""
+    import torch
+
+    if not torch.cuda.is_available():
+        build = f"torch {torch.__version__}, CUDA {torch.version.cuda or 'none (a CPU-only build)'}"
+        return f"no CUDA device: torch.cuda.is_available() is False ({build})"
+    return None

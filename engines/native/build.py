@@ -10,7 +10,8 @@ the flags, the libraries' and g++'s versions and the preludes' text (``Toolchain
 a change to any of them compiles anew. ``<cache>`` is the compiled engine's (``$ADTIERS_CACHE_DIR``,
 else ``~/.cache/adtiers/compiled``). Processes that need the same library at once take turns on a
 lock file: the first compiles, the others wait and load what it wrote (written to a temporary name,
-then renamed, so no process ever loads half a file).
+then renamed, so no process ever loads half a file). ``cache_path`` and ``compile_once`` are that
+cache and lock for any compiler: TMB's templates (``engines.native.tmb``) are compiled through them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,15 @@ class Library:
     compile_s: float
 
 
+@dataclass(frozen=True)
+class Compiled:
+    """A file of the compile cache and how it came to be: ``compile_s`` is 0 when it was on disk."""
+
+    path: Path
+    compiled: bool
+    compile_s: float
+
+
 _LOADED: dict[Path, Library] = {}
 
 
@@ -61,9 +72,34 @@ def library_source(toolchain: Toolchain, bodies: list[str], extra_includes: tupl
     return "\n".join(lines)
 
 
+def cache_path(prefix: str, source: str, key_text: str) -> Path:
+    """``<cache>/native/<prefix><hash>.so``, the hash of the source and of everything else the
+    library depends on (``key_text``: flags, versions, preludes)."""
+    digest = hashlib.sha256("\n".join([source, key_text]).encode()).hexdigest()[:20]
+    return cache_dir() / "native" / f"{prefix}{digest}.so"
+
+
 def library_path(toolchain: Toolchain, source: str) -> Path:
-    digest = hashlib.sha256("\n".join([source, toolchain.key_text()]).encode()).hexdigest()[:20]
-    return cache_dir() / "native" / f"{toolchain.family}-{digest}.so"
+    return cache_path(f"{toolchain.family}-", source, toolchain.key_text())
+
+
+def compile_once(path: Path, compile: Callable[[Path], None]) -> Compiled:
+    """``path`` as it is on disk, or made now by ``compile(path)`` under the lock file beside it: a
+    second process wanting the same file waits, finds it written and compiles nothing. ``compile``
+    must write ``path`` whole or not at all (a temporary name, then a rename)."""
+    if path.exists():
+        return Compiled(path, False, 0.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compiled, started = False, time.perf_counter()
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be compiling the same file
+        try:
+            if not path.exists():
+                compile(path)
+                compiled = True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return Compiled(path, compiled, time.perf_counter() - started if compiled else 0.0)
 
 
 def _compile(toolchain: Toolchain, source: str, path: Path) -> None:
@@ -89,19 +125,7 @@ def build(toolchain: Toolchain, source: str) -> Library:
     path = library_path(toolchain, source)
     if path in _LOADED:  # loaded by an earlier prepare of this process: nothing compiled now
         return dataclasses.replace(_LOADED[path], compiled=False, compile_s=0.0)
-    compiled, started = False, time.perf_counter()
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be compiling the same library
-            try:
-                if not path.exists():
-                    _compile(toolchain, source, path)
-                    compiled = True
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-    library = Library(
-        ctypes.CDLL(str(path)), path, compiled, time.perf_counter() - started if compiled else 0.0
-    )
+    made = compile_once(path, lambda path: _compile(toolchain, source, path))
+    library = Library(ctypes.CDLL(str(path)), path, made.compiled, made.compile_s)
     _LOADED[path] = library
     return library

@@ -70,6 +70,24 @@ def check_scalar_tape(program: Program, library: str) -> None:
             )
 
 
+_DIMENSIONS = {F64_SCALAR: 0, F64_VECTOR: 1, F64_MATRIX: 2, I64_VECTOR: 1}
+
+
+def data_layout(rendered: Rendered, arrays: list[np.ndarray]) -> tuple[list[int], list[int]]:
+    """(kinds, shapes) of the program's data, as every library reads them: each array's kind and
+    its (rows, columns), a scalar 1 x 1 and a vector n x 1; a ValueError where an array has not the
+    dimensions the program expects of its kind. ``arrays`` are in ``rendered.data_keys``' order."""
+    kinds, shapes = [], []
+    for key, kind, arr in zip(rendered.data_keys, rendered.data_kinds, arrays):
+        if arr.ndim != _DIMENSIONS[kind]:
+            raise ValueError(
+                f"data {key!r} has {arr.ndim} dimensions, the program expects {_DIMENSIONS[kind]}"
+            )
+        kinds.append(kind)
+        shapes += [arr.shape[0] if arr.ndim else 1, arr.shape[1] if arr.ndim == 2 else 1]
+    return kinds, shapes
+
+
 class NativeError(RuntimeError):
     """A C++ exception from a library, with its message (Stan's domain_error, ADOL-C's, CppAD's)."""
 
@@ -109,7 +127,7 @@ class NativeEngine(Engine):
 
     def bundle(self) -> dict[str, Rendered]:
         """Every built-in problem's program rendered for this family, by entry-point name."""
-        return _bundle(self.family, self.soa_primitives)
+        return rendered_builtins(self.soa_primitives)
 
     def library(self, rendered: Rendered | None) -> Library:
         """The family's shared library holding ``rendered`` (None: the built-in one)."""
@@ -214,13 +232,7 @@ class NativeEngine(Engine):
             np.ascontiguousarray(data[k], dtype=np.int64 if kind == I64_VECTOR else None)
             for k, kind in zip(rendered.data_keys, rendered.data_kinds)
         ]
-        kinds, shapes = [], []
-        for key, kind, arr in zip(rendered.data_keys, rendered.data_kinds, arrays):
-            expected = {F64_SCALAR: 0, F64_VECTOR: 1, F64_MATRIX: 2, I64_VECTOR: 1}[kind]
-            if arr.ndim != expected:
-                raise ValueError(f"data {key!r} has {arr.ndim} dimensions, the program expects {expected}")
-            kinds.append(kind)
-            shapes += [arr.shape[0] if arr.ndim else 1, arr.shape[1] if arr.ndim == 2 else 1]
+        kinds, shapes = data_layout(rendered, arrays)
         if any(a.dtype not in (np.float64, np.int64) for a in arrays):
             raise ValueError("C++ engines take float64 and int64 data")
         args = [
@@ -288,7 +300,10 @@ def _free(free: Any, handle: int, lock: threading.Lock) -> None:
 
 
 @functools.cache
-def _bundle(family: str, soa_primitives: frozenset[str]) -> dict[str, Rendered]:
+def rendered_builtins(soa_primitives: frozenset[str] = frozenset()) -> dict[str, Rendered]:
+    """Every built-in problem's program rendered (at ``BUNDLE_N``; the text does not depend on n),
+    with ``soa_primitives``' struct-of-arrays forms, by entry-point name: what one library of a
+    family holds (TMB's template too). A problem the renderer refuses is left out."""
     from problems import BUILTIN
 
     found = {}

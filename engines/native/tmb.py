@@ -29,9 +29,7 @@ in the engine's worker process (the harness starts workers as fresh subprocesses
 
 from __future__ import annotations
 
-import fcntl
 import functools
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -39,26 +37,16 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engines.core.contract import Engine, Prepared, Unsupported
-from engines.native.build import CompileError
-from engines.native.engine import check_scalar_tape
+from engines.core.contract import Engine, Prepared
+from engines.native.build import COMPILE_TIMEOUT_S, Compiled, CompileError, cache_path, compile_once
+from engines.native.engine import check_scalar_tape, data_layout, rendered_builtins
 from engines.native.libraries import CPP_DIR, compiler
-from engines.native.render import (
-    F64_MATRIX,
-    F64_SCALAR,
-    F64_VECTOR,
-    I64_VECTOR,
-    Rendered,
-    native_program,
-    render,
-)
-from engines.tiers.tape.compiled import cache_dir
+from engines.native.render import I64_VECTOR, Rendered, native_program, render
 from problems.base import Data, Problem
 
 R_INSTALL = "apt-get update && apt-get install -y r-cran-tmb (make install does it where it runs as root)"
@@ -66,11 +54,8 @@ RPY2_INSTALL = "pip install -e '.[r]' -c constraints.txt (rpy2==3.5.17; make ins
 COMPILE_FLAGS = "-std=gnu++17 -g0"
 """Added to R's own flags (``-O2 -g``): the same optimisation an R user's ``TMB::compile`` gets,
 without the debug information that makes the compile slower and changes nothing at run time."""
-COMPILE_TIMEOUT_S = 900
 IN_R_ROUNDS, IN_R_MIN_S = 5, 0.02
 """In-R timing: 5 rounds, each of as many calls as take at least 20 ms by R's clock."""
-BUNDLE_N = 20
-
 _R_LOCK = threading.RLock()
 
 
@@ -158,22 +143,14 @@ def template_source(bodies: list[Rendered]) -> str:
     )
 
 
-@dataclass(frozen=True)
-class Compiled:
-    path: Path
-    """The shared library; its stem is the DLL name ``MakeADFun`` takes."""
-    compiled: bool
-    compile_s: float
-
-
 def _key_text(framework: str) -> str:
     preludes = "".join((CPP_DIR / name).read_text() for name in ("adt.hpp", "tape.hpp", "tmb.hpp"))
     return "\n".join([framework, COMPILE_FLAGS, repr(sorted(r_versions().items())), preludes])
 
 
 def library_path(source: str, framework: str) -> Path:
-    digest = hashlib.sha256("\n".join([source, _key_text(framework)]).encode()).hexdigest()[:20]
-    return cache_dir() / "native" / f"tmb_{framework.lower()}_{digest}.so"
+    """The template's file in the compile cache; its stem, an identifier, is the DLL name."""
+    return cache_path(f"tmb_{framework.lower()}_", source, _key_text(framework))
 
 
 def _compile(source: str, framework: str, path: Path) -> None:
@@ -192,36 +169,9 @@ def _compile(source: str, framework: str, path: Path) -> None:
 
 
 def build(source: str, framework: str) -> Compiled:
-    """The compiled template of ``source``: on disk, or compiled now under a lock file (a second
-    process wanting the same library waits and loads what the first wrote)."""
-    path = library_path(source, framework)
-    if path.exists():
-        return Compiled(path, False, 0.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    started, compiled = time.perf_counter(), False
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not path.exists():
-                _compile(source, framework, path)
-                compiled = True
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return Compiled(path, compiled, time.perf_counter() - started if compiled else 0.0)
-
-
-@functools.cache
-def _bundle() -> tuple[Rendered, ...]:
-    from problems import BUILTIN
-
-    found = {}
-    for problem in BUILTIN:
-        try:
-            rendered = render(native_program(problem, problem.make_data(BUNDLE_N, 0)))
-        except Unsupported:
-            continue  # the engine says so when that problem is prepared
-        found[rendered.name] = rendered
-    return tuple(found.values())
+    """The compiled template of ``source``: on disk, or compiled now by ``TMB::compile`` under the
+    compile cache's lock (``engines.native.build.compile_once``)."""
+    return compile_once(library_path(source, framework), functools.partial(_compile, source, framework))
 
 
 # ---- R --------------------------------------------------------------------------------------------
@@ -290,14 +240,10 @@ def _r() -> Any:
 
 def _r_data(rendered: Rendered, data: Data, program: int) -> Any:
     ro, _ = _r()
-    f64, i64, kinds, shapes = [], [], [], []
-    for key, kind in zip(rendered.data_keys, rendered.data_kinds):
-        arr = np.asarray(data[key])
-        expected = {F64_SCALAR: 0, F64_VECTOR: 1, F64_MATRIX: 2, I64_VECTOR: 1}[kind]
-        if arr.ndim != expected:
-            raise ValueError(f"data {key!r} has {arr.ndim} dimensions, the program expects {expected}")
-        kinds.append(kind)
-        shapes += [arr.shape[0] if arr.ndim else 1, arr.shape[1] if arr.ndim == 2 else 1]
+    arrays = [np.asarray(data[key]) for key in rendered.data_keys]
+    kinds, shapes = data_layout(rendered, arrays)
+    f64, i64 = [], []
+    for kind, arr in zip(rendered.data_kinds, arrays):
         (i64 if kind == I64_VECTOR else f64).append(np.ravel(arr))  # row-major, as adt::RowMatrix reads it
     floats = np.concatenate(f64) if f64 else np.zeros(0)
     ints = np.concatenate(i64).astype(np.int32) if i64 else np.zeros(0, dtype=np.int32)
@@ -337,10 +283,10 @@ class TmbEngine(Engine):
         return template_source([self.rendered(problem, data)])
 
     def _template(self, rendered: Rendered) -> tuple[str, int]:
-        bundle = _bundle()
-        names = [r.name for r in bundle]
+        bundle = rendered_builtins()
+        names = list(bundle)
         if rendered.name in names:
-            return template_source(list(bundle)), names.index(rendered.name)
+            return template_source(list(bundle.values())), names.index(rendered.name)
         return template_source([rendered]), 0
 
     def _prepare(self, problem: Problem, data: Data) -> Prepared:
