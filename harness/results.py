@@ -14,8 +14,15 @@ The file is data. Its layout (``SCHEMA``)::
       "calibration": {"workload", "samples": [[seconds into the run, workload seconds], ...]},
       "stability": (optional) what ``adtiers stability`` measured on this machine,
       "workers":  (``--scheduler`` runs) {Dask worker address: {"machine": its machine section}},
-      "cells":    [flat records, one per (problem, engine, n); fields in CELL_FIELDS]
+      "cells":    [flat objects, one per (problem, engine, n); fields in CELL_FIELDS]
     }
+
+In memory a cell is a typed ``harness.record.CellRecord`` (its check, first call, timings, counts,
+memory and graph size as parts), and ``decode_cell``/``encode_cell`` are the one translation between
+the two: a part's keys are its prefix and its field names (``PARTS``), and a field's kind (a number,
+a list of numbers, text) is its type in the record (``FIELD_KINDS``), which is what ``load`` checks
+and the report coerces by. ``encode_cell(decode_cell(c)) == c`` for every cell a file holds, fields
+it lacks (written before they existed) included, so the file on disk stays what pandas reads.
 
 Writers replace the whole file atomically (a temporary file, then ``os.replace``), so a crash or a
 kill loses at most the cell in flight and never leaves a half-written file. Readers go through

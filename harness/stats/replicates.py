@@ -167,7 +167,13 @@ def merge_process(cell: CellRecord, raw: dict[str, ProcessSamples], measured: Ce
 
 def add_process(cell: dict[str, Any], raw: dict[str, Any], fields: dict[str, Any], k: int) -> None:
     """``merge_process`` on a recorder's flat cell and a worker's flat reply (JSON cells, as the run
-    holds them): the flat ``cell`` is updated in place."""
+    holds them): the flat ``cell`` is updated in place.
+
+    The first process's own figures go in before the merge, as one update: an interrupt (Ctrl-C)
+    during the bootstrap leaves the cell with them and its status, never the empty cell the
+    recorder made."""
+    if k == 0:
+        cell.update(fields)
     record = decode_cell(cell)
     merge_process(record, raw, decode_cell(fields), k)
     cell.update(encode_cell(record))
