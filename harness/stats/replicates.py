@@ -99,9 +99,6 @@ def process_groups(samples: Sequence[float] | None, rounds: Sequence[int] | None
     return out
 
 
-TIMED = ("vg", "value")
-
-
 @dataclass
 class ProcessSamples:
     """One callable's per-process measurements of a cell, kept between its processes: each
@@ -146,23 +143,35 @@ def merge_process(cell: CellRecord, raw: dict[str, ProcessSamples], measured: Ce
             cell.memory = replace(cell.memory or Memory(), peak_bytes=peak)
     if status != "ok":
         return
-    for prefix in TIMED:
-        samples = raw.setdefault(prefix, ProcessSamples())
-        counts = getattr(measured, f"{prefix}_counts")
-        if counts is not None and counts.instructions is not None:
-            samples.counts.append(float(counts.instructions))
-            setattr(
-                cell,
-                f"{prefix}_counts",
-                Counts(float(np.median(samples.counts)), list(samples.counts), spread(samples.counts)),
-            )
-            continue
-        timing = getattr(measured, prefix)
-        samples.groups.append(timing.samples_s)
-        samples.iterations.append(timing.iterations)
-        setattr(cell, prefix, Timing.of(summarise_processes(samples.groups, samples.iterations)))
+    cell.vg, cell.vg_counts = _pool(
+        raw.setdefault("vg", ProcessSamples()), cell.vg, cell.vg_counts, measured.vg, measured.vg_counts
+    )
+    cell.value, cell.value_counts = _pool(
+        raw.setdefault("value", ProcessSamples()),
+        cell.value,
+        cell.value_counts,
+        measured.value,
+        measured.value_counts,
+    )
     vg, value = cell.steady("vg"), cell.steady("value")
     cell.grad_ratio = vg / value if vg and value else None
+
+
+def _pool(
+    samples: ProcessSamples,
+    timing: Timing | None,
+    counts: Counts | None,
+    measured: Timing | None,
+    measured_counts: Counts | None,
+) -> tuple[Timing | None, Counts | None]:
+    """One callable's statistics over its processes so far, with the new process's count or rounds."""
+    if measured_counts is not None and measured_counts.instructions is not None:
+        samples.counts.append(float(measured_counts.instructions))
+        pooled = samples.counts
+        return timing, Counts(float(np.median(pooled)), list(pooled), spread(pooled))
+    samples.groups.append(measured.samples_s)
+    samples.iterations.append(measured.iterations)
+    return Timing.of(summarise_processes(samples.groups, samples.iterations)), counts
 
 
 def add_process(cell: dict[str, Any], raw: dict[str, Any], fields: dict[str, Any], k: int) -> None:
