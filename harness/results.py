@@ -268,7 +268,7 @@ def frame_records(frame: Any) -> list[CellRecord]:
     for row in frame.itertuples(index=False, name=None):
         cell = {}
         for key, value in zip(columns, row, strict=True):
-            if not isinstance(value, (list, dict)) and pd.isna(value):
+            if pd.api.types.is_scalar(value) and pd.isna(value):
                 value = None
             cell[key] = value.item() if hasattr(value, "item") and callable(value.item) else value
         out.append(decode_cell(cell))
