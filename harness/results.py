@@ -14,8 +14,15 @@ The file is data. Its layout (``SCHEMA``)::
       "calibration": {"workload", "samples": [[seconds into the run, workload seconds], ...]},
       "stability": (optional) what ``adtiers stability`` measured on this machine,
       "workers":  (``--scheduler`` runs) {Dask worker address: {"machine": its machine section}},
-      "cells":    [flat records, one per (problem, engine, n); fields in CELL_FIELDS]
+      "cells":    [flat objects, one per (problem, engine, n); fields in CELL_FIELDS]
     }
+
+In memory a cell is a typed ``harness.record.CellRecord`` (its check, first call, timings, counts,
+memory and graph size as parts), and ``decode_cell``/``encode_cell`` are the one translation between
+the two: a part's keys are its prefix and its field names (``PARTS``), and a field's kind (a number,
+a list of numbers, text) is its type in the record (``FIELD_KINDS``), which is what ``load`` checks
+and the report coerces by. ``encode_cell(decode_cell(c)) == c`` for every cell a file holds, fields
+it lacks (written before they existed) included, so the file on disk stays what pandas reads.
 
 Writers replace the whole file atomically (a temporary file, then ``os.replace``), so a crash or a
 kill loses at most the cell in flight and never leaves a half-written file. Readers go through
@@ -49,8 +56,12 @@ import json
 import math
 import os
 import tempfile
+import typing
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
+
+from harness.record import CellRecord, Check, Counts, FirstCall, GraphSize, Memory, Timing
 
 SCHEMA = "adtiers-results/1"
 
@@ -142,25 +153,128 @@ class ResultsError(ValueError):
     The command line prints it as one line and exits 2 (``harness.cli``)."""
 
 
-LIST_FIELDS = tuple(
-    f
-    for f in CELL_FIELDS
-    if f.endswith(("_samples_s", "_process_medians_s", "_process_rounds", "_process_instructions"))
-    or f == "first_calls_s"
+PARTS: tuple[tuple[str, type, str], ...] = (
+    ("check", Check, "check_"),
+    ("first", FirstCall, ""),
+    ("vg", Timing, "vg_"),
+    ("value", Timing, "value_"),
+    ("vg_counts", Counts, "vg_"),
+    ("value_counts", Counts, "value_"),
+    ("memory", Memory, "mem_"),
+    ("graph", GraphSize, "graph_"),
 )
+"""The parts of a ``CellRecord`` and their JSON prefixes: part field ``median_s`` of ``vg`` is the
+file's ``vg_median_s``. A timing and a count of the same callable share one key, ``{prefix}spread``:
+it is the counts' where the cell was counted (``vg_instructions`` set), else the timing's."""
+TOP_FIELDS = tuple(
+    f.name for f in fields(CellRecord) if f.name not in {name for name, _, _ in PARTS} | {"extra", "absent"}
+)
+"""The ``CellRecord`` fields that are JSON keys of their own name."""
+
+
+def _hint_kind(hint: Any) -> str:
+    """``number``, ``numbers`` (a list of numbers), ``texts``, ``text`` or ``object``, from a field's type."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    kind = args[0]
+    if typing.get_origin(kind) is list:
+        item = typing.get_args(kind)[0]
+        inner = set(typing.get_args(item) or [item]) - {type(None)}
+        return "numbers" if inner <= {float, int} else "texts"
+    if kind in (float, int):
+        return "number"
+    return "text" if kind is str else "object"
+
+
+def _field_kinds() -> dict[str, str]:
+    kinds = {}
+    top = typing.get_type_hints(CellRecord)
+    for name in TOP_FIELDS:
+        kinds[name] = _hint_kind(top[name])
+    for _, cls, prefix in PARTS:
+        for name, hint in typing.get_type_hints(cls).items():
+            kinds[prefix + name] = _hint_kind(hint)
+    return {key: kinds[key] for key in CELL_FIELDS}
+
+
+FIELD_KINDS: dict[str, str] = _field_kinds()
+"""Each of ``CELL_FIELDS``'s kind, from the type of the ``CellRecord`` field that holds it."""
+LIST_FIELDS = tuple(k for k, kind in FIELD_KINDS.items() if kind == "numbers")
 """Cell fields that hold a list of numbers (one per round or per process; null where a process has
 none, e.g. the first call of a worker that never started)."""
-NUMBER_FIELDS = tuple(
-    f
-    for f in CELL_FIELDS
-    if f not in LIST_FIELDS
-    and (
-        f.endswith(("_s", "_bytes", "_rounds", "_iterations", "_instructions", "_spread"))
-        or f in ("grad_ratio", "check_rho", "check_tolerance", "graph_size", "threads", "processes")
+NUMBER_FIELDS = tuple(k for k, kind in FIELD_KINDS.items() if kind == "number" and k != "n")
+"""Cell fields that hold one number (``n``, checked on its own, apart). Every one of them (times,
+counts, sizes, rho) is >= 0 when measured, so a negative, NaN or infinite value can only come from
+a damaged file."""
+
+
+def _part(cls: type, prefix: str, cell: dict[str, Any], skip: tuple[str, ...] = ()) -> Any:
+    values = {f.name: cell.get(prefix + f.name) for f in fields(cls) if f.name not in skip}
+    return cls(**values) if any(v is not None for v in values.values()) else None
+
+
+def decode_cell(cell: dict[str, Any]) -> CellRecord:
+    """The typed record of one flat JSON cell (as written; ``load`` has checked it). Inverse of
+    ``encode_cell``: ``encode_cell(decode_cell(c)) == c``."""
+    parts = {}
+    for name, cls, prefix in PARTS:
+        counted = any(cell.get(prefix + k) is not None for k in ("instructions", "process_instructions"))
+        if cls is Counts:
+            parts[name] = _part(cls, prefix, cell) if counted else None
+        else:  # a counted cell's {prefix}spread is its counts'
+            parts[name] = _part(cls, prefix, cell, ("spread",) if cls is Timing and counted else ())
+    return CellRecord(
+        **{name: cell.get(name) for name in TOP_FIELDS},
+        **parts,
+        extra={k: v for k, v in cell.items() if k not in CELL_FIELDS},
+        absent=frozenset(k for k in CELL_FIELDS if k not in cell),
     )
-)
-"""Cell fields that hold one number. Every one of them (times, counts, sizes, rho) is >= 0 when
-measured, so a negative, NaN or infinite value can only come from a damaged file."""
+
+
+def encode_cell(record: CellRecord, complete: bool = False) -> dict[str, Any]:
+    """The flat JSON cell of ``record``: ``CELL_FIELDS`` in order, then its ``extra`` keys.
+
+    A field the decoded file lacked and the record does not set stays out, unless ``complete``
+    (``to_frame``: every row has every column)."""
+    values: dict[str, Any] = {name: getattr(record, name) for name in TOP_FIELDS}
+    for name, cls, prefix in PARTS:
+        part = getattr(record, name)
+        for f in fields(cls):
+            if part is not None or prefix + f.name not in values:
+                values[prefix + f.name] = None if part is None else getattr(part, f.name)
+    out = {k: values[k] for k in CELL_FIELDS if complete or values[k] is not None or k not in record.absent}
+    out.update(record.extra)
+    return out
+
+
+def records(doc: dict[str, Any]) -> list[CellRecord]:
+    """The cells of a loaded document as records, each with its run's machine and run id where it
+    names none (``--scheduler`` cells name their worker's machine)."""
+    out = []
+    for cell in doc["cells"]:
+        record = decode_cell(cell)
+        record.machine = record.machine or doc["machine"].get("id")
+        record.run = record.run or doc["run"].get("id")
+        out.append(record)
+    return out
+
+
+def frame_records(frame: Any) -> list[CellRecord]:
+    """The records of a frame's rows (``to_frame``'s, or the report's coerced one): a row is a cell's
+    JSON form, with pandas' missing values (NaN, NA) read as null."""
+    import pandas as pd
+
+    columns = list(frame.columns)
+    out = []
+    for row in frame.itertuples(index=False, name=None):
+        cell = {}
+        for key, value in zip(columns, row, strict=True):
+            if pd.api.types.is_scalar(value) and pd.isna(value):
+                value = None
+            cell[key] = value.item() if hasattr(value, "item") and callable(value.item) else value
+        out.append(decode_cell(cell))
+    return out
+
+
 SECTION_TYPES: dict[str, type] = {
     "run": dict,
     "machine": dict,
@@ -378,12 +492,5 @@ def to_frame(sources: Any) -> Any:
     rows = []
     for source in sources:
         doc = source if isinstance(source, dict) else load(source)
-        for cell in doc["cells"]:
-            row = {k: None for k in CELL_FIELDS}
-            row.update(cell)
-            row.setdefault("machine", doc["machine"].get("id"))
-            row.setdefault("run", doc["run"].get("id"))
-            row["machine"] = row["machine"] or doc["machine"].get("id")
-            row["run"] = row["run"] or doc["run"].get("id")
-            rows.append(row)
+        rows += [encode_cell(record, complete=True) for record in records(doc)]
     return pd.DataFrame(rows, columns=list(dict.fromkeys([*CELL_FIELDS, *(k for r in rows for k in r)])))

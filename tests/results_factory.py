@@ -11,7 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.results import SCHEMA
+from harness.record import CellRecord, Check, FirstCall, GraphSize, Memory, Timing
+from harness.results import CELL_FIELDS, SCHEMA, encode_cell
+
+ONLY_SET = frozenset(CELL_FIELDS) - {"reason"}
+"""The factory's cells hold the fields it sets (and ``reason``, null when ok), as a hand-written file would."""
 
 SIZES = (10, 100, 1000, 10_000, 100_000, 1_000_000)
 PROBLEMS = ("exponential", "normal", "regression", "hierarchical")
@@ -30,22 +34,22 @@ ENGINES: dict[str, tuple[str, float, float, float]] = {
 }
 
 
-def _stats(prefix: str, samples: np.ndarray) -> dict[str, Any]:
+def _timing(samples: np.ndarray) -> Timing:
     q1, med, q3 = np.percentile(samples, [25, 50, 75])
-    return {
-        f"{prefix}_median_s": float(med),
-        f"{prefix}_q1_s": float(q1),
-        f"{prefix}_q3_s": float(q3),
-        f"{prefix}_iqr_s": float(q3 - q1),
-        f"{prefix}_min_s": float(samples.min()),
-        f"{prefix}_mean_s": float(samples.mean()),
-        f"{prefix}_stddev_s": float(samples.std(ddof=1)),
-        f"{prefix}_ci_low_s": float(np.percentile(samples, 40)),
-        f"{prefix}_ci_high_s": float(np.percentile(samples, 60)),
-        f"{prefix}_rounds": int(samples.size),
-        f"{prefix}_iterations": 10,
-        f"{prefix}_samples_s": [float(s) for s in samples],
-    }
+    return Timing(
+        median_s=float(med),
+        q1_s=float(q1),
+        q3_s=float(q3),
+        iqr_s=float(q3 - q1),
+        min_s=float(samples.min()),
+        mean_s=float(samples.mean()),
+        stddev_s=float(samples.std(ddof=1)),
+        ci_low_s=float(np.percentile(samples, 40)),
+        ci_high_s=float(np.percentile(samples, 60)),
+        rounds=int(samples.size),
+        iterations=10,
+        samples_s=[float(s) for s in samples],
+    )
 
 
 def _status(engine: str, problem: str, n: int) -> tuple[str, str | None]:
@@ -67,39 +71,37 @@ def make_cell(
 ) -> dict[str, Any]:
     tier, overhead, per_obs, first = ENGINES[engine]
     status, reason = _status(engine, problem, n)
-    cell: dict[str, Any] = {
-        "problem": problem,
-        "engine": engine,
-        "tier": tier,
-        "n": n,
-        "machine": machine,
-        "run": run,
-        "status": status,
-        "reason": reason,
-        "threads": 1,
-        "check_tolerance": 1e-9,
-    }
+    cell = CellRecord(
+        problem=problem,
+        engine=engine,
+        tier=tier,
+        n=n,
+        machine=machine,
+        run=run,
+        status=status,
+        reason=reason,
+        threads=1,
+        check=Check(tolerance=1e-9),
+        absent=ONLY_SET,
+    )
     if status in ("ok", "failed", "over_budget"):
-        cell["check_rho"] = 3.1e-7 if status == "failed" else float(rng.uniform(1e-17, 1e-13))
-        cell["check_point"] = "hard"
-        cell["check_element"] = "grad[2] (beta)" if status == "failed" else "value"
+        cell.check.rho = 3.1e-7 if status == "failed" else float(rng.uniform(1e-17, 1e-13))
+        cell.check.point = "hard"
+        cell.check.element = "grad[2] (beta)" if status == "failed" else "value"
     if status != "ok":
-        return cell
+        return encode_cell(cell)
     scale = 1.0 + 0.3 * PROBLEMS.index(problem)
     t_vg = speed * scale * (overhead + per_obs * n)
     vg = t_vg * rng.lognormal(0.0, 0.04, size=15)
     value = t_vg / (2.0 + 0.5 * PROBLEMS.index(problem)) * rng.lognormal(0.0, 0.04, size=15)
-    cell.update(_stats("vg", vg))
-    cell.update(_stats("value", value))
-    cell["grad_ratio"] = cell["vg_median_s"] / cell["value_median_s"]
-    cell["prepare_s"] = first * 0.9
-    cell["first_call_s"] = first + cell["vg_median_s"]
-    cell["mem_peak_bytes"] = int(2000 + 24 * n * (3 if engine.startswith("graph") else 1))
-    cell["mem_method"] = "tracemalloc"
+    cell.vg, cell.value = _timing(vg), _timing(value)
+    cell.grad_ratio = cell.vg.median_s / cell.value.median_s
+    cell.first = FirstCall(prepare_s=first * 0.9, first_call_s=first + cell.vg.median_s)
+    cell.memory = Memory(int(2000 + 24 * n * (3 if engine.startswith("graph") else 1)), "tracemalloc")
     if engine.startswith("graph") or engine == "tape":
-        cell["graph_size"] = 12 if engine != "graph-scalar" else 6 * n
-        cell["graph_size_kind"] = "tape_equations" if engine == "tape" else "graph_nodes"
-    return cell
+        size = 12 if engine != "graph-scalar" else 6 * n
+        cell.graph = GraphSize(size, "tape_equations" if engine == "tape" else "graph_nodes")
+    return encode_cell(cell)
 
 
 def make_results(

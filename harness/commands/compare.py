@@ -28,9 +28,9 @@ import argparse
 import pandas as pd
 
 from harness.measure import calibration
-from harness.results import ResultsError, load, to_frame
+from harness.results import ResultsError, load, records
 from harness.selection import UsageError
-from harness.stats.comparison import ALPHA, MIN_CHANGE, compare_frames, machine_ids
+from harness.stats.comparison import ALPHA, MIN_CHANGE, compare_records, machine_ids
 from harness.summary import format_seconds, format_size
 
 
@@ -92,7 +92,7 @@ def compare_runs(
 ) -> pd.DataFrame:
     """The per-cell comparison table; UsageError for runs of different machines unless allowed."""
     base_ids, new_ids = machine_ids([base]), machine_ids([new])
-    base_frame, new_frame = to_frame(base), to_frame(new)
+    base_cells, new_cells = records(base), records(new)
     if not base_ids & new_ids:
         if not allow_other_machine:
             raise UsageError(
@@ -100,8 +100,9 @@ def compare_runs(
                 f"{', '.join(sorted(new_ids))}); their timings are not comparable. "
                 "Pass --allow-other-machine to compare them anyway."
             )
-        base_frame["machine"] = new_frame["machine"].iloc[0] if len(new_frame) else None
-    return compare_frames(base_frame, new_frame, min_change=min_change, drift=drift)
+        for cell in base_cells:
+            cell.machine = new_cells[0].machine if new_cells else None
+    return compare_records(base_cells, new_cells, min_change=min_change, drift=drift)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,9 +143,9 @@ def run(args: argparse.Namespace) -> int:
     for key in missing:
         print(f"MISSING {' / '.join(map(str, key))}: measured in BASE, not in NEW")
 
-    broken = [c for c in new["cells"] if c["status"] in ("failed", "error")]
+    broken = [c for c in records(new) if c.status in ("failed", "error")]
     for c in broken:
-        print(f"{c['status'].upper()} {c['problem']} / {c['engine']} / n={c['n']}: {c.get('reason')}")
+        print(f"{c.status.upper()} {c.problem} / {c.engine} / n={c.n}: {c.reason}")
     slower = table[(table["verdict"] == "slower")]
     beyond = slower[slower["ratio"] > args.fail_above] if args.fail_above is not None else slower.iloc[0:0]
     for row in beyond.itertuples(index=False):
@@ -177,9 +178,9 @@ def _count(value: float) -> str:
 
 def _missing(base: dict, new: dict) -> list[tuple]:
     """(problem, engine, n) measured (ok) in BASE but not ok in NEW."""
-    done = {(c["problem"], c["engine"], c["n"]) for c in new["cells"] if c["status"] == "ok"}
+    done = {(c.problem, c.engine, c.n) for c in records(new) if c.status == "ok"}
     return [
-        (c["problem"], c["engine"], c["n"])
-        for c in base["cells"]
-        if c["status"] == "ok" and (c["problem"], c["engine"], c["n"]) not in done
+        (c.problem, c.engine, c.n)
+        for c in records(base)
+        if c.status == "ok" and (c.problem, c.engine, c.n) not in done
     ]

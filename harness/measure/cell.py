@@ -32,6 +32,8 @@ from harness.measure.correctness import check_cell
 from harness.measure.memory import peak_memory
 from harness.measure.schedule import over_budget
 from harness.measure.timing import TimingSettings, time_call
+from harness.record import CellRecord, Check, Counts, FirstCall, GraphSize, Memory, Timing
+from harness.results import CELL_FIELDS, encode_cell
 from problems.base import Problem
 
 SIZE_KINDS = ("graph_nodes", "tape_equations")
@@ -53,9 +55,21 @@ DEVICE_SPLIT = ("transfer_s", "kernel_s")
 """``Prepared.info`` keys in which a device engine reports its last call's transfers and kernels."""
 
 
+REPLY_ABSENT = frozenset(CELL_FIELDS) - {"status", "reason"}
+"""A worker's reply carries what it measured, and always ``status`` and ``reason``: the rest of the
+cell (its identity, its processes) is the recorder's."""
+
+
 def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSettings) -> dict[str, Any]:
-    """The measured fields of one cell, with ``status`` and ``reason`` (see ``results.STATUSES``)."""
-    cell: dict[str, Any] = {"status": "error", "reason": None}
+    """The measured fields of one cell, with ``status`` and ``reason`` (see ``results.STATUSES``):
+    ``record`` is built typed and encoded once, by ``harness.results.encode_cell``."""
+    record = CellRecord(status="error", absent=REPLY_ABSENT)
+    _measure(record, engine, problem, n, settings)
+    return encode_cell(record)
+
+
+def _measure(record: CellRecord, engine: Engine, problem: Problem, n: int, settings: CellSettings) -> None:
+    """Fill ``record`` step by step (module docstring); every return leaves its status and reason."""
     step = "making data"
     try:
         data = problem.make_data(n, settings.seed)
@@ -64,20 +78,20 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
         step = "prepare"
         start = time.perf_counter()
         prepared = engine.prepare(problem, data)
-        cell["prepare_s"] = time.perf_counter() - start
+        first = record.first = FirstCall(prepare_s=time.perf_counter() - start)
 
         step = "first call"
         start = time.perf_counter()
         prepared.value_and_grad(theta)
-        cell["first_call_s"] = cell["prepare_s"] + time.perf_counter() - start
+        first.first_call_s = first.prepare_s + time.perf_counter() - start
 
         step = "budget call"
         start = time.perf_counter()
         prepared.value_and_grad(theta)
-        call_s = cell["call_s"] = time.perf_counter() - start
+        call_s = record.call_s = time.perf_counter() - start
         if why := over_budget(call_s, settings.budget_s):
-            cell["status"], cell["reason"] = "over_budget", why
-            return cell
+            record.status, record.reason = "over_budget", why
+            return
 
         step = "check"
         if engine.floor:  # the harness floor computes nothing: there is nothing to check
@@ -85,28 +99,25 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
         else:
             check = check_cell(engine, problem, n, seed=settings.seed, prepared=prepared, data=data)
         if check is not None:
-            cell.update(
-                check_rho=check.worst_rho,
-                check_tolerance=check.tolerance,
-                check_point=check.worst_point or None,
-                check_element=check.worst_element or None,
+            record.check = Check(
+                rho=check.worst_rho,
+                tolerance=check.tolerance,
+                point=check.worst_point or None,
+                element=check.worst_element or None,
             )
             if check.unsupported is not None:
-                cell["status"] = "unsupported"
-                cell["reason"] = check.unsupported
-                return cell
+                record.status, record.reason = "unsupported", check.unsupported
+                return
             if check.error is not None:
-                cell["reason"] = f"check: {check.error}"
-                cell["traceback"] = check.traceback
-                return cell
+                record.reason, record.traceback = f"check: {check.error}", check.traceback
+                return
             if not check.passed:
-                cell["status"] = "failed"
-                cell["reason"] = check.describe()
-                return cell
+                record.status, record.reason = "failed", check.describe()
+                return
 
         if settings.counter is not None:
             step = f"counting {settings.counter}"
-            _count(cell, prepared, theta, settings)
+            _count(record, prepared, theta, settings)
         else:
             step = "timing value and gradient"
             timing = settings.timing
@@ -116,39 +127,31 @@ def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSetting
             prepared.value(theta)
             value_s = time.perf_counter() - start
             value = time_call("value", prepared.value, theta, settings=timing, expected_s=value_s)
-            for prefix, stats in (("vg", vg), ("value", value)):
-                for key, v in stats.items():
-                    cell[
-                        f"{prefix}_{key}_s" if key not in ("rounds", "iterations") else f"{prefix}_{key}"
-                    ] = v
-            cell["grad_ratio"] = vg["median"] / value["median"] if value["median"] > 0 else None
+            record.vg, record.value = Timing.of(vg), Timing.of(value)
+            record.grad_ratio = vg["median"] / value["median"] if value["median"] > 0 else None
 
         step = "memory"
         if settings.counter is not None:  # tracemalloc would be counted too; memory comes from a timing run
-            cell["status"] = "ok"
-            return cell
-        cell["mem_peak_bytes"], cell["mem_method"] = peak_memory(
-            engine.memory_method, prepared.value_and_grad, theta, info=prepared.info
+            record.status = "ok"
+            return
+        record.memory = Memory(
+            *peak_memory(engine.memory_method, prepared.value_and_grad, theta, info=prepared.info)
         )
         for kind in SIZE_KINDS:
             if kind in prepared.info:
-                cell["graph_size"], cell["graph_size_kind"] = int(prepared.info[kind]), kind
+                record.graph = GraphSize(int(prepared.info[kind]), kind)
                 break
-        cell["info"] = info_scalars(prepared.info)
+        record.info = info_scalars(prepared.info)
         for key in DEVICE_SPLIT:  # a device engine's last call, transfers apart from kernels
             if prepared.info.get(key) is not None:
-                cell[key] = float(prepared.info[key])
-        cell["status"] = "ok"
-        return cell
+                setattr(record, key, float(prepared.info[key]))
+        record.status = "ok"
     except Unsupported as err:  # the engine declares it cannot do this problem: not a failure
-        cell["status"] = "unsupported"
-        cell["reason"] = str(err)
-        return cell
+        record.status, record.reason = "unsupported", str(err)
     except Exception as err:  # noqa: BLE001 -- one failing engine costs one cell, not the run
-        cell["status"] = "error"
-        cell["reason"] = f"{step}: {type(err).__name__}: {err}"
-        cell["traceback"] = traceback.format_exc()
-        return cell
+        record.status = "error"
+        record.reason = f"{step}: {type(err).__name__}: {err}"
+        record.traceback = traceback.format_exc()
 
 
 def info_scalars(info: dict[str, Any]) -> dict[str, Any] | None:
@@ -166,11 +169,12 @@ def info_scalars(info: dict[str, Any]) -> dict[str, Any] | None:
     return kept or None
 
 
-def _count(cell: dict[str, Any], prepared: Any, theta: Any, settings: CellSettings) -> None:
+def _count(record: CellRecord, prepared: Any, theta: Any, settings: CellSettings) -> None:
     """Instructions per steady-state call of value-and-gradient and of the value, by callgrind."""
     from harness.measure.counters import count_instructions
 
     calls = settings.counted_calls
-    cell["vg_instructions"] = count_instructions(lambda: prepared.value_and_grad(theta), calls=calls)
-    cell["value_instructions"] = count_instructions(lambda: prepared.value(theta), calls=calls)
-    cell["grad_ratio"] = cell["vg_instructions"] / cell["value_instructions"]
+    vg = count_instructions(lambda: prepared.value_and_grad(theta), calls=calls)
+    value = count_instructions(lambda: prepared.value(theta), calls=calls)
+    record.vg_counts, record.value_counts = Counts(instructions=vg), Counts(instructions=value)
+    record.grad_ratio = vg / value

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.results import to_frame
+from harness.results import FIELD_KINDS, to_frame
 
 TEXT_COLUMNS = ("problem", "engine", "tier", "machine", "run", "status", "reason", "mem_method")
 KEY = ["machine", "problem", "engine", "n"]
@@ -22,13 +22,6 @@ KEY = ["machine", "problem", "engine", "n"]
 TIER_ORDER = ("floor", "baseline", "0", "1", "2", "framework")
 """Engines are listed by tier (the harness floor and the hand-written baselines first, for scale),
 then by name."""
-LIST_COLUMNS = (
-    "_samples_s",
-    "_process_medians_s",
-    "first_calls_s",
-    "_process_rounds",
-    "_process_instructions",
-)
 
 
 @dataclass
@@ -108,29 +101,13 @@ def cells_frame(docs: list[dict[str, Any]]) -> Cells:
     # an engine that also times its gradient inside its own runtime (TMB: obj$fn + obj$gr in R)
     infos = frame["info"] if "info" in frame else [None] * len(frame)
     frame["in_r_vg_s"] = [i.get("in_r_vg_seconds") if isinstance(i, dict) else None for i in infos]
-    for column in frame.columns:
-        if (
-            column.endswith(("_s", "_bytes", "_rounds", "_iterations"))
-            or column
-            in (
-                "n",
-                "grad_ratio",
-                "check_rho",
-                "check_tolerance",
-                "graph_size",
-                "threads",
-                "vg_spread",
-                "value_spread",
-                "processes",
-                "vg_instructions",
-                "value_instructions",
-            )
-            or column.endswith(LIST_COLUMNS)
-        ):
-            if column.endswith(LIST_COLUMNS):
-                frame[column] = [_samples(v) for v in frame[column]]
-            else:
-                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column, kind in {**FIELD_KINDS, "in_r_vg_s": "number"}.items():  # each column to its type
+        if column not in frame:
+            continue
+        if kind == "numbers":
+            frame[column] = [_samples(v) for v in frame[column]]
+        elif kind == "number":
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     bad_n = frame["n"].isna() | (frame["n"] < 1)
     if bad_n.any():
         notes.append(f"{int(bad_n.sum())} cell(s) without a valid size n were left out.")

@@ -38,7 +38,8 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 from scipy.stats import t as student_t
 
-from harness.results import ResultsError, load
+from harness.record import CellRecord, Timing
+from harness.results import ResultsError, decode_cell, frame_records, load
 
 RESAMPLES = 2000
 SEED = 20240601
@@ -137,87 +138,75 @@ def compare_counts(base: float, new: float, tolerance: float = COUNT_TOLERANCE) 
     return Change(ratio, ratio, ratio, None, _verdict(ratio, True, tolerance), "counts")
 
 
-def _get(row: Any, name: str) -> Any:
-    value = getattr(row, name, None)
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
-def compare_cell(base: Any, new: Any, min_change: float = MIN_CHANGE, drift: float = 1.0) -> Change | None:
-    """The change of one cell from its two rows (``base`` and ``new``: records or namedtuples)."""
-    b_count, m_count = _get(base, "vg_instructions"), _get(new, "vg_instructions")
+def compare_cell(
+    base: CellRecord, new: CellRecord, min_change: float = MIN_CHANGE, drift: float = 1.0
+) -> Change | None:
+    """The change of one cell from its two records: on counts where both were counted, else on
+    process medians where both have two or more, else on rounds."""
+    b_count, m_count = (r.vg_counts.instructions if r.vg_counts else None for r in (base, new))
     if b_count and m_count:
         return compare_counts(float(b_count), float(m_count))
-    b_proc, m_proc = _get(base, "vg_process_medians_s"), _get(new, "vg_process_medians_s")
-    if b_proc is not None and m_proc is not None:
-        change = compare_processes(b_proc, [v / drift for v in _samples(m_proc)], min_change)
+    b_vg, m_vg = base.vg or Timing(), new.vg or Timing()
+    if b_vg.process_medians_s is not None and m_vg.process_medians_s is not None:
+        change = compare_processes(
+            b_vg.process_medians_s, [v / drift for v in _samples(m_vg.process_medians_s)], min_change
+        )
         if change is not None:
             return change
-    b_med, m_med = _get(base, "vg_median_s"), _get(new, "vg_median_s")
-    new_samples = _samples(_get(new, "vg_samples_s")) / drift
-    return compare_samples(
-        _get(base, "vg_samples_s"), new_samples, b_med, m_med / drift if m_med else None, min_change
-    )
+    new_samples = _samples(m_vg.samples_s) / drift
+    new_median = m_vg.median_s / drift if m_vg.median_s else None
+    return compare_samples(b_vg.samples_s, new_samples, b_vg.median_s, new_median, min_change)
+
+
+def compare_records(
+    base: list[CellRecord], new: list[CellRecord], min_change: float = MIN_CHANGE, drift: float = 1.0
+) -> pd.DataFrame:
+    """One row per cell measured (status ok) in both runs, matched on machine, problem, engine and n.
+
+    Columns: ``COLUMNS`` (the key, both medians or counts, ratio, interval, p-value, verdict, the
+    basis of the test and the process counts), in NEW's order. ``drift``: NEW's times are divided
+    by it first.
+    """
+    by_key: dict[tuple, list[CellRecord]] = {}
+    for b in base:
+        if b.status == "ok":
+            by_key.setdefault(b.key, []).append(b)
+    rows = []
+    for m in (r for r in new if r.status == "ok"):
+        for b in by_key.get(m.key, ()):
+            change = compare_cell(b, m, min_change, drift)
+            if change is None:
+                continue
+            counting = change.basis == "counts"
+            rows.append(
+                {
+                    **dict(zip(KEY, b.key, strict=True)),
+                    "base_median_s": b.vg_counts.instructions if counting else b.vg.median_s,
+                    "new_median_s": m.vg_counts.instructions if counting else m.vg.median_s,
+                    "ratio": change.ratio,
+                    "ci_low": change.low,
+                    "ci_high": change.high,
+                    "p_value": change.p,
+                    "verdict": change.verdict,
+                    "basis": change.basis,
+                    "base_processes": b.processes,
+                    "new_processes": m.processes,
+                }
+            )
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def compare_frames(
     base: pd.DataFrame, new: pd.DataFrame, min_change: float = MIN_CHANGE, drift: float = 1.0
 ) -> pd.DataFrame:
-    """One row per cell measured (status ok) in both frames, matched on machine, problem, engine and n.
-
-    Columns: ``COLUMNS`` (the key, both medians or counts, ratio, interval, p-value, verdict, the
-    basis of the test and the process counts). ``drift``: NEW's times are divided by it first.
-    """
-    wanted = ["vg_median_s", "vg_samples_s", "vg_process_medians_s", "vg_instructions", "processes"]
-    frames = []
-    for frame in (base, new):
-        frame = frame[frame["status"] == "ok"].copy()
-        for column in wanted:
-            if column not in frame:
-                frame[column] = None
-        frames.append(frame[KEY + wanted])
-    rows = []
-    for _, pair in frames[1].merge(frames[0], on=KEY, suffixes=("_new", "_base")).iterrows():
-        b, m = _side(pair, "_base"), _side(pair, "_new")
-        change = compare_cell(b, m, min_change, drift)
-        if change is None:
-            continue
-        counting = change.basis == "counts"
-        rows.append(
-            {
-                **{k: b[k] for k in KEY},
-                "base_median_s": b["vg_instructions"] if counting else b["vg_median_s"],
-                "new_median_s": m["vg_instructions"] if counting else m["vg_median_s"],
-                "ratio": change.ratio,
-                "ci_low": change.low,
-                "ci_high": change.high,
-                "p_value": change.p,
-                "verdict": change.verdict,
-                "basis": change.basis,
-                "base_processes": b["processes"],
-                "new_processes": m["processes"],
-            }
-        )
-    return pd.DataFrame(rows, columns=COLUMNS)
-
-
-class _Row(dict):
-    """A merged row's one side, readable by attribute (``compare_cell`` reads either)."""
-
-    __getattr__ = dict.get
-
-
-def _side(pair: pd.Series, suffix: str) -> _Row:
-    row = _Row({k: pair[k] for k in KEY})
-    for name in pair.index:
-        if name.endswith(suffix):
-            row[name[: -len(suffix)]] = pair[name]
-    return row
+    """``compare_records`` on two frames of cells (``to_frame``'s, or the report's)."""
+    return compare_records(frame_records(base), frame_records(new), min_change, drift)
 
 
 def machine_ids(docs: list[dict[str, Any]]) -> set[str]:
     """The machine ids of ``docs`` (a run's own and those its cells name)."""
     ids = {(d.get("machine") or {}).get("id") for d in docs if isinstance(d.get("machine"), dict)}
-    ids |= {c.get("machine") for d in docs for c in d["cells"]}
+    ids |= {decode_cell(c).machine for d in docs for c in d["cells"]}
     return {str(i) for i in ids if i}
 
 

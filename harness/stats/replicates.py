@@ -21,10 +21,13 @@ With one process the interval is the ordinary bootstrap over its rounds, and the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 
+from harness.record import CellRecord, Check, Counts, FirstCall, Memory, Timing
+from harness.results import decode_cell, encode_cell
 from harness.stats.samples import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE, summarise
 
 SPREAD_FLAG = 0.10
@@ -96,59 +99,90 @@ def process_groups(samples: Sequence[float] | None, rounds: Sequence[int] | None
     return out
 
 
-TIMED = ("vg", "value")
+@dataclass
+class ProcessSamples:
+    """One callable's per-process measurements of a cell, kept between its processes: each
+    process's rounds (``groups``) and calls per round, or its instruction count."""
+
+    groups: list[list[float]] = field(default_factory=list)
+    iterations: list[int] = field(default_factory=list)
+    counts: list[float] = field(default_factory=list)
 
 
-def add_process(cell: dict[str, Any], raw: dict[str, Any], fields: dict[str, Any], k: int) -> None:
-    """Merge process ``k``'s measured ``fields`` into ``cell``; ``raw`` keeps the per-process samples.
+def merge_process(cell: CellRecord, raw: dict[str, ProcessSamples], measured: CellRecord, k: int) -> None:
+    """Merge process ``k``'s ``measured`` record into ``cell``; ``raw`` keeps the per-process samples.
 
     The first process sets everything (its prepare and first call are the cold ones a user meets).
     A later process that is ok adds its samples and re-summarises; one that fails or errs makes the
     cell fail or err, naming the process; one over budget (noise near the budget) is only noted.
     """
-    status, reason = fields.get("status"), fields.get("reason")
+    status, reason = measured.status, measured.reason
+    first_call = measured.first.first_call_s if measured.first else None
     if k == 0:
-        cell.update(fields)
-        cell["first_calls_s"] = [fields.get("first_call_s")]
-        cell["processes"] = 1 if status == "ok" else 0
+        for name in (f.name for f in fields(CellRecord) if f.name not in ("extra", "absent")):
+            if getattr(measured, name) is not None:
+                setattr(cell, name, getattr(measured, name))
+        cell.extra.update(measured.extra)
+        cell.first = replace(cell.first or FirstCall(), first_calls_s=[first_call])
+        cell.processes = 1 if status == "ok" else 0
     elif status == "over_budget":
-        cell["process_notes"] = [*(cell.get("process_notes") or []), f"process {k + 1}: {reason}"]
+        cell.process_notes = [*(cell.process_notes or []), f"process {k + 1}: {reason}"]
         return
     elif status != "ok":
-        cell.update(status=status, reason=f"process {k + 1}: {reason}", traceback=fields.get("traceback"))
+        cell.status, cell.reason, cell.traceback = status, f"process {k + 1}: {reason}", measured.traceback
         return
     else:
-        cell["processes"] += 1
-        cell["first_calls_s"].append(fields.get("first_call_s"))
-        cell["cell_s"] = (cell.get("cell_s") or 0.0) + fields.get("cell_s", 0.0)
-        rhos = [r for r in (cell.get("check_rho"), fields.get("check_rho")) if r is not None]
-        cell["check_rho"] = max(rhos) if rhos else None
-        if (fields.get("mem_peak_bytes") or 0) > (cell.get("mem_peak_bytes") or 0):
-            cell["mem_peak_bytes"] = fields["mem_peak_bytes"]
+        cell.processes += 1
+        cell.first.first_calls_s.append(first_call)
+        cell.cell_s = (cell.cell_s or 0.0) + (measured.cell_s or 0.0)
+        rhos = [c.rho for c in (cell.check, measured.check) if c is not None and c.rho is not None]
+        if cell.check is not None or rhos:
+            cell.check = replace(cell.check or Check(), rho=max(rhos) if rhos else None)
+        peak = measured.memory.peak_bytes if measured.memory else None
+        if (peak or 0) > ((cell.memory and cell.memory.peak_bytes) or 0):
+            cell.memory = replace(cell.memory or Memory(), peak_bytes=peak)
     if status != "ok":
         return
-    for prefix in TIMED:
-        if fields.get(f"{prefix}_instructions") is not None:
-            counts = raw.setdefault(f"{prefix}_counts", [])
-            counts.append(float(fields[f"{prefix}_instructions"]))
-            cell[f"{prefix}_process_instructions"] = list(counts)
-            cell[f"{prefix}_instructions"] = float(np.median(counts))
-            cell[f"{prefix}_spread"] = spread(counts)
-            continue
-        groups = raw.setdefault(f"{prefix}_groups", [])
-        iterations = raw.setdefault(f"{prefix}_iterations", [])
-        groups.append(fields[f"{prefix}_samples_s"])
-        iterations.append(fields[f"{prefix}_iterations"])
-        stats = summarise_processes(groups, iterations)
-        for key, v in stats.items():
-            name = (
-                f"{prefix}_{key}"
-                if key in ("rounds", "iterations", "spread", "process_rounds")
-                else f"{prefix}_{key}_s"
-            )
-            cell[name] = v
-    vg, value = (
-        cell.get("vg_median_s") or cell.get("vg_instructions"),
-        cell.get("value_median_s") or cell.get("value_instructions"),
+    cell.vg, cell.vg_counts = _pool(
+        raw.setdefault("vg", ProcessSamples()), cell.vg, cell.vg_counts, measured.vg, measured.vg_counts
     )
-    cell["grad_ratio"] = vg / value if vg and value else None
+    cell.value, cell.value_counts = _pool(
+        raw.setdefault("value", ProcessSamples()),
+        cell.value,
+        cell.value_counts,
+        measured.value,
+        measured.value_counts,
+    )
+    vg, value = cell.steady("vg"), cell.steady("value")
+    cell.grad_ratio = vg / value if vg and value else None
+
+
+def _pool(
+    samples: ProcessSamples,
+    timing: Timing | None,
+    counts: Counts | None,
+    measured: Timing | None,
+    measured_counts: Counts | None,
+) -> tuple[Timing | None, Counts | None]:
+    """One callable's statistics over its processes so far, with the new process's count or rounds."""
+    if measured_counts is not None and measured_counts.instructions is not None:
+        samples.counts.append(float(measured_counts.instructions))
+        pooled = samples.counts
+        return timing, Counts(float(np.median(pooled)), list(pooled), spread(pooled))
+    samples.groups.append(measured.samples_s)
+    samples.iterations.append(measured.iterations)
+    return Timing.of(summarise_processes(samples.groups, samples.iterations)), counts
+
+
+def add_process(cell: dict[str, Any], raw: dict[str, Any], fields: dict[str, Any], k: int) -> None:
+    """``merge_process`` on a recorder's flat cell and a worker's flat reply (JSON cells, as the run
+    holds them): the flat ``cell`` is updated in place.
+
+    The first process's own figures go in before the merge, as one update: an interrupt (Ctrl-C)
+    during the bootstrap leaves the cell with them and its status, never the empty cell the
+    recorder made."""
+    if k == 0:
+        cell.update(fields)
+    record = decode_cell(cell)
+    merge_process(record, raw, decode_cell(fields), k)
+    cell.update(encode_cell(record))
