@@ -172,6 +172,10 @@ class TorchEngine(FrameworkEngine):
 
         return lambda theta: torch.autograd.functional.hessian(lambda t: loglik(t, arrays), theta)
 
+    def to_float(self, value: Any) -> float:
+        """``Tensor.item()``: ``float()`` of a tensor that requires grad warns on every call."""
+        return value.item()
+
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.cpu().numpy()
 
