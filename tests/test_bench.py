@@ -282,7 +282,17 @@ def test_real_framework_engines_run_in_bench_workers(tmp_path):
 
 
 def test_two_shards_hold_exactly_the_cells_of_the_unsharded_run(tmp_path):
-    common = ["bench", "--quick", "--engines", "manual,graph,graph-scalar", "--sizes", "10,30"]
+    common = [
+        "bench",
+        "--quick",
+        "--engines",
+        "manual,graph,graph-scalar",
+        "--sizes",
+        "10,30",
+        "--fit-n",
+        "0",
+        "--no-probes",
+    ]
     runs = {}
     for label, extra in (("all", []), ("1", ["--shard", "1/2"]), ("2", ["--shard", "2/2"])):
         out = tmp_path / f"{label}.json"
