@@ -15,6 +15,7 @@ from problem_fakes import Kinks, LogLinear, LogLinearLse
 from engines.core.primitives import ALL_PRIMITIVES, PRIMITIVES, Primitive, _div_vjp_x, _square_vjp, _sub_vjp_y
 from engines.tiers.tape.analysis import MIN_BUFFERED as _MIN_BUFFERED
 from engines.tiers.tape.analysis import rule_reads as _rule_reads
+from engines.tiers.tape.analysis import writes_out as _writes_out
 from engines.tiers.tape.hessian import gradient_program
 from engines.tiers.tape.program import (
     ControlFlowError,
@@ -247,17 +248,17 @@ def _buffered_slots(replay: Replay) -> dict[int, list[int]]:
     return owners
 
 
-def test_rule_reads_names_the_operands_a_rule_loads():
-    assert _rule_reads(_div_vjp_x) == (True, False, False, True)  # g / y: neither x nor ans
-    assert _rule_reads(_sub_vjp_y) == (True, True, False, True)  # ans, for its shape
-    assert _rule_reads(_square_vjp)[:3] == (True, False, True)
-    assert _rule_reads(np.negative) == (True, True, True, True)  # no Python code: reads anything
-    assert _rule_reads(lambda g, ans, *args: g) == (True, True, True, True)
-
-    def captured(g, ans, x, y):
-        return lambda: x
-
-    assert _rule_reads(captured)[2]
+def test_rule_reads_names_the_values_a_rule_declares():
+    """What each rule reads is declared in the table (checked against the rule by
+    ``tests/test_primitives.py``); a primitive that declares nothing reads everything."""
+    div, sub, square = PRIMITIVES["div"], PRIMITIVES["sub"], PRIMITIVES["square"]
+    assert div.vjps[0] is _div_vjp_x and sub.vjps[1] is _sub_vjp_y and square.vjps[0] is _square_vjp
+    assert _rule_reads(div, 0) == (True, False, False, True)  # g / y: neither x nor ans
+    assert _rule_reads(sub, 1) == (True, True, False, True)  # ans, for its shape
+    assert _rule_reads(square, 0)[:3] == (True, False, True)
+    undeclared = Primitive("negated", np.negative, (lambda g, ans, x: -g,))
+    assert _rule_reads(undeclared, 0) == (True, True, True, True)  # no declaration: reads anything
+    assert _writes_out(_square_vjp) and not _writes_out(np.negative) and not _writes_out(sub.vjps[1])
 
 
 @pytest.mark.parametrize("name", list(PROBLEMS))

@@ -20,13 +20,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from engines.core.ops import Arithmetic, Ops
 from engines.core.primitives import Primitive
-from problems.base import Block, Data, Problem
+from problems.base import Block, Data, Problem, Span, spans
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,37 @@ class Program:
     @property
     def inputs(self) -> list[Var]:
         return list(self.params.values()) + list(self.data.values())
+
+    # ---- facts of the program, computed once: every planner reads these ----
+
+    @cached_property
+    def layout(self) -> list[Span]:
+        """Where each theta block (``params``, in order) lies in the flat theta and gradient."""
+        return spans((name, var.shape) for name, var in self.params.items())
+
+    @cached_property
+    def active(self) -> frozenset[int]:
+        """The slots whose value depends on theta ("active", as in AD): only their cotangents are
+        ever computed, and only these are recomputed per call."""
+        active = {var.slot for var in self.params.values()}
+        for e in self.eqns:
+            if any(isinstance(a, Var) and a.slot in active for a in e.inputs):
+                active.add(e.out.slot)
+        return frozenset(active)
+
+    @cached_property
+    def needed(self) -> frozenset[int]:
+        """The slots the output needs: other equations (a value the program computes and never
+        uses, such as the log-likelihood itself inside a gradient program) need not run."""
+        needed = {self.out.slot} if isinstance(self.out, Var) else set()
+        for e in reversed(self.eqns):
+            if e.out.slot in needed:
+                needed.update(a.slot for a in e.inputs if isinstance(a, Var))
+        return frozenset(needed)
+
+    def is_active(self, atom: Atom) -> bool:
+        """Whether an operand depends on theta (a literal never does)."""
+        return isinstance(atom, Var) and atom.slot in self.active
 
     def op_counts(self) -> Counter[str]:
         return Counter(e.prim.name for e in self.eqns)
