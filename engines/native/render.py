@@ -242,20 +242,14 @@ class _Renderer:
         )
         digest = hashlib.sha256(body.encode()).hexdigest()[:12]
         name = f"{_ident(p.name) or 'program'}_{digest}"
-        offsets, sizes, start = [], [], 0
-        for _, var in blocks:
-            size = int(np.prod(var.shape, dtype=int))
-            offsets.append(start)
-            sizes.append(size if var.shape else 0)
-            start += size
         return Rendered(
             name=name,
             body=body.replace(NAME_PLACEHOLDER, name),
             literals=tuple(self.literals),
             data_keys=tuple(p.data),
             data_kinds=tuple(kinds),
-            offsets=tuple(offsets),
-            sizes=tuple(sizes),
+            offsets=tuple(span.start for span in p.layout),
+            sizes=tuple(span.size if span.shape else 0 for span in p.layout),
             soa=self.soa,
         )
 
