@@ -43,7 +43,7 @@ import numpy as np
 
 from engines.core.contract import Unsupported
 from engines.tiers.tape.program import Atom, Eqn, Literal, Program, Var
-from engines.tiers.tape.stmts import Assign, ForRange, Loop, Plan, Reduce, Scatter, fill, templates_of
+from engines.tiers.tape.stmts import Assign, ForRange, Loop, OnePassPlan, Reduce, Scatter, fill, templates_of
 
 # ---- planning -----------------------------------------------------------------------------------
 
@@ -135,7 +135,7 @@ class _Planner:
         return f"ct_{self.value(atom)}"
 
     # -- the plan --
-    def plan(self) -> Plan:
+    def plan(self) -> OnePassPlan:
         p = self.p
         body: list[Any] = []
         for span in p.layout:
@@ -202,16 +202,16 @@ class _Planner:
                 ct = self.cotangent(p.params[span.name])
                 body.append(Assign(f"grad[{span.start}]", ct if ct in assigned else "0.0"))
         loops = sum(isinstance(s, Loop) for s in body)
-        return Plan(
-            p.name,
-            [self.data_name[v.slot] for v in p.data.values()],
-            list(p.data),
-            self.work,
-            self.work_blocks,
-            self.literals,
-            body,
-            value,
-            loops,
+        return OnePassPlan(
+            name=p.name,
+            data=[self.data_name[v.slot] for v in p.data.values()],
+            data_keys=list(p.data),
+            literals=self.literals,
+            body=body,
+            value=value,
+            loops=loops,
+            work=self.work,
+            work_blocks=self.work_blocks,
         )
 
     def render(self, template: str, e: Eqn, g: str, name: Any) -> str:
@@ -463,6 +463,6 @@ _LOOP_REVERSE = {"gather": _LoopWriter.reverse_gather, "matvec": _LoopWriter.rev
 """A loop member's operand adjoints at element i, by kind (others: one ``adjoint`` per operand)."""
 
 
-def plan(program: Program) -> Plan:
+def plan(program: Program) -> OnePassPlan:
     """The one-pass plan of ``program``; ``MissingTemplate`` or ``Unsupported`` if there is none."""
     return _Planner(program).plan()

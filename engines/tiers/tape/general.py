@@ -37,7 +37,7 @@ import numpy as np
 
 from engines.core.contract import Unsupported
 from engines.tiers.tape.program import Atom, Eqn, Literal, Program, Var
-from engines.tiers.tape.stmts import REQUIRED, Assign, ForRange, Plan, fill, templates_of
+from engines.tiers.tape.stmts import REQUIRED, Assign, ForRange, GeneralPlan, fill, templates_of
 
 GENERAL_REQUIRED = {**REQUIRED, "linalg": ("loops",)}
 """The templates each kind needs in the general plan: the one-pass kinds', and a linalg primitive's
@@ -385,7 +385,7 @@ class _General:
         return self.allocate(scope, ct, var, f"{name}.shape", zeros=True)
 
     # -- the function --
-    def plan(self) -> Plan:
+    def plan(self) -> GeneralPlan:
         p = self.p
         self.bodies: dict[int, tuple[_Scope, int]] = {}
         top = _Scope("")
@@ -438,12 +438,10 @@ class _General:
             if c.ndim >= 2
         ]
         lits = [Assign(f"c{k}", f"lits[{k}]") for k in range(len(self.literals))]
-        return Plan(
+        return GeneralPlan(
             name=p.name,
             data=[*data_names, *self.constant_names],
             data_keys=list(p.data),
-            work=[],
-            work_blocks=[],
             literals=self.literals,
             body=[*lits, *constants, *head, *forward, *reverse, *out],
             value=value,
@@ -470,7 +468,7 @@ _REVERSE = {
 """How each primitive kind becomes reverse code; any other kind calls its ``<name>_adjoint<k>`` kernels."""
 
 
-def general_plan(program: Program) -> Plan:
+def general_plan(program: Program) -> GeneralPlan:
     """The general plan of ``program`` (see the module docstring); ``Unsupported`` where a primitive
     lacks its templates or an equation has a shape the plan does not take."""
     return _General(program).plan()
