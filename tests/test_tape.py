@@ -64,6 +64,12 @@ def test_literals_and_data_are_not_parameters():
     assert any(isinstance(a, Literal) for e in program.eqns for a in e.inputs)
 
 
+def test_a_programs_layout_is_its_problems():
+    """``Program.layout`` and ``Problem.spans`` are the one layout (``problems.base.spans``)."""
+    for name, problem in PROBLEMS.items():
+        assert _program(name).layout == problem.spans(10), name
+
+
 def test_check_program_accepts_every_traced_problem():
     for name in PROBLEMS:
         check_program(_program(name))
