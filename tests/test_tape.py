@@ -292,6 +292,28 @@ def test_shared_buffers_and_fusion_match_the_plain_replay(name, n):
             np.testing.assert_allclose(grad, problem.reference(theta, data)[1], rtol=tol, atol=tol)
 
 
+_BUFFERS = {  # (problem, n): (distinct forward, cotangent) buffers of the program, then its gradient's
+    ("normal", 5000): ((2, 1), (5, 2)),
+    ("regression", 5000): ((3, 1), (8, 2)),
+    ("logistic", 5000): ((3, 0), (5, 1)),
+    ("hierarchical", 5000): ((4, 2), (14, 3)),
+    ("hmm", 10): ((114, 0), (313, 0)),
+    ("gp", 200): ((6, 1), None),
+}
+
+
+@pytest.mark.parametrize("name,n", list(_BUFFERS), ids=[f"{k}-{n}" for k, n in _BUFFERS])
+def test_the_memory_plan_keeps_its_buffer_counts(name, n):
+    """The buffers the replay plans, as the planner that read the rules' bytecode found them: the
+    reads declared in the table (``Primitive.reads``) plan the same reuse."""
+    problem = PROBLEMS[name]
+    data = problem.make_data(n, 0)
+    program = _program(name, n)
+    plans = [program] + ([gradient_program(program)] if _BUFFERS[name, n][1] else [])
+    got = [(r.distinct_buffers, r.cotangent_buffers) for r in (Replay(p, data) for p in plans)]
+    assert tuple(got) == tuple(b for b in _BUFFERS[name, n] if b)
+
+
 @pytest.mark.parametrize("name", ["regression", "hierarchical"])
 def test_gradient_programs_replay_the_same_with_shared_buffers(name):
     """The Hessian's replay (the gradient program) holds many more values that reverse rules read."""
