@@ -11,8 +11,9 @@ Problems import no engine: ``ops`` arrives as an argument.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,6 +37,39 @@ class Block:
 
     def describe(self) -> str:
         return self.name if not self.shape else f"{self.name}[{self.shape[0]}]"
+
+
+class Span(NamedTuple):
+    """Where one theta block lies in the flat theta: ``theta[start:stop]``, of shape ``shape``.
+
+    The one place the flat layout is derived (``spans``): blocks in order, each starting where the
+    previous one stops. A problem's blocks (``Problem.spans``) and a tape's inputs
+    (``engines.tiers.tape.program.Program.layout``) both take it from here.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def index(self) -> int | slice:
+        """``theta[span.index]`` is the block: one element for a scalar, a slice for an array."""
+        return self.start if not self.shape else slice(self.start, self.stop)
+
+
+def spans(blocks: Iterable[tuple[str, tuple[int, ...]]]) -> list[Span]:
+    """The flat layout of ``(name, shape)`` blocks laid end to end, in order."""
+    out, start = [], 0
+    for name, shape in blocks:
+        stop = start + math.prod(shape)
+        out.append(Span(name, tuple(shape), start, stop))
+        start = stop
+    return out
 
 
 class Problem:
@@ -98,12 +132,18 @@ class Problem:
     def n_of(self, data: Data) -> int:
         return int(data["n"])
 
+    def spans(self, n: int) -> list[Span]:
+        """Where each block lies in the flat theta at size n (cached: ``split`` and ``size`` run on
+        every call of every engine)."""
+        layouts = self.__dict__.setdefault("_spans", {})
+        if n not in layouts:
+            layouts[n] = spans((b.name, b.shape) for b in self.blocks(n))
+        return layouts[n]
+
     def size(self, n: int) -> int:
-        """Length of theta at size n (cached: validation runs on every call of every engine)."""
-        sizes = self.__dict__.setdefault("_sizes", {})
-        if n not in sizes:
-            sizes[n] = sum(b.size for b in self.blocks(n))
-        return sizes[n]
+        """Length of theta at size n."""
+        layout = self.spans(n)
+        return layout[-1].stop if layout else 0
 
     def layout(self, n: int) -> str:
         """The flat theta layout as text, e.g. ``[mu, log_sigma]``."""
@@ -111,11 +151,7 @@ class Problem:
 
     def split(self, theta: Any, n: int) -> dict[str, Any]:
         """Cut a flat theta into its named blocks. Works on NumPy, JAX and PyTorch vectors alike."""
-        params, start = {}, 0
-        for b in self.blocks(n):
-            params[b.name] = theta[start] if not b.shape else theta[start : start + b.size]
-            start += b.size
-        return params
+        return {s.name: theta[s.index] for s in self.spans(n)}
 
     def join(self, parts: dict[str, Any], n: int) -> np.ndarray:
         """Inverse of ``split``: a flat float64 theta from named blocks."""

@@ -69,6 +69,36 @@ def test_vjp_matches_finite_differences(name, k, i):
     check_rule(name, k, i)
 
 
+def _poisoned(value):
+    """``value`` with every float entry NaN (same shape and type); integers and ints stay."""
+    if np.asarray(value).dtype.kind != "f":
+        return value
+    return np.full(np.shape(value), np.nan) if np.ndim(value) else np.float64(np.nan)
+
+
+@pytest.mark.parametrize("name,k,i", CASES, ids=[f"{n}-example{k}-arg{i}" for n, k, i in CASES])
+def test_each_rule_reads_only_what_its_primitive_declares(name, k, i):
+    """``Primitive.reads``: the rule run with every value it does not declare replaced by NaN gives
+    what it gives on the true values, so the replay may hand those values' buffers on."""
+    prim = ALL_PRIMITIVES[name]
+    if prim.reads is None:
+        pytest.skip(f"{name} declares no reads: the replay keeps every value its rules could read")
+    assert len(prim.reads) == prim.arity, f"{name} declares reads for {len(prim.reads)} of {prim.arity} rules"
+    args = list(prim.examples(np.random.default_rng(0))[k])
+    ans = prim.forward(*args)
+    g = np.random.default_rng(7).standard_normal(np.shape(ans))
+    values = {"g": g, "ans": ans, **dict(zip("xyz", args))}
+    reads = prim.rule_reads(i)
+    assert reads <= set(values), (
+        f"{name} rule {i} declares {sorted(reads - set(values))}, which it is not given"
+    )
+    poisoned = {key: v if key in reads else _poisoned(v) for key, v in values.items()}
+    rule = prim.vjps[i]
+    expected = rule(values["g"], values["ans"], *args)
+    got = rule(poisoned["g"], poisoned["ans"], *(poisoned[key] for key in "xyz"[: len(args)]))
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
 def test_unbroadcast_sums_over_broadcast_axes():
     g = np.arange(6.0).reshape(2, 3)
     assert unbroadcast((), np.ones(4)) == 4.0

@@ -78,6 +78,24 @@ def test_hierarchical_layout_grows_with_groups():
     assert problem.size(1000) == 6 + 100
 
 
+def test_spans_lay_the_blocks_end_to_end_and_split_cuts_by_them():
+    problem = PROBLEMS["hierarchical"]
+    layout = problem.spans(5)
+    assert [(s.name, s.shape, s.start, s.stop) for s in layout] == [
+        ("alpha", (), 0, 1),
+        ("beta", (3,), 1, 4),
+        ("log_sigma", (), 4, 5),
+        ("log_tau", (), 5, 6),
+        ("z", (2,), 6, 8),
+    ]
+    assert layout[-1].stop == problem.size(5)
+    theta = np.arange(problem.size(5), dtype=float)
+    parts = problem.split(theta, 5)
+    assert parts["alpha"] == 0.0 and parts["log_tau"] == 5.0
+    np.testing.assert_array_equal(parts["beta"], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(problem.join(parts, 5), theta)
+
+
 def test_generating_values_are_recovered_roughly_by_the_data():
     data = PROBLEMS["normal"].make_data(20000, 0)
     assert np.mean(data["y"]) == pytest.approx(5.0, abs=0.05)

@@ -15,6 +15,7 @@ from problem_fakes import Kinks, LogLinear, LogLinearLse
 from engines.core.primitives import ALL_PRIMITIVES, PRIMITIVES, Primitive, _div_vjp_x, _square_vjp, _sub_vjp_y
 from engines.tiers.tape.analysis import MIN_BUFFERED as _MIN_BUFFERED
 from engines.tiers.tape.analysis import rule_reads as _rule_reads
+from engines.tiers.tape.analysis import writes_out as _writes_out
 from engines.tiers.tape.hessian import gradient_program
 from engines.tiers.tape.program import (
     ControlFlowError,
@@ -61,6 +62,12 @@ def test_literals_and_data_are_not_parameters():
     assert list(program.data) == ["X", "g", "y"]
     assert program.data["g"].dtype == "int64" and program.data["X"].shape == (40, 3)
     assert any(isinstance(a, Literal) for e in program.eqns for a in e.inputs)
+
+
+def test_a_programs_layout_is_its_problems():
+    """``Program.layout`` and ``Problem.spans`` are the one layout (``problems.base.spans``)."""
+    for name, problem in PROBLEMS.items():
+        assert _program(name).layout == problem.spans(10), name
 
 
 def test_check_program_accepts_every_traced_problem():
@@ -247,17 +254,17 @@ def _buffered_slots(replay: Replay) -> dict[int, list[int]]:
     return owners
 
 
-def test_rule_reads_names_the_operands_a_rule_loads():
-    assert _rule_reads(_div_vjp_x) == (True, False, False, True)  # g / y: neither x nor ans
-    assert _rule_reads(_sub_vjp_y) == (True, True, False, True)  # ans, for its shape
-    assert _rule_reads(_square_vjp)[:3] == (True, False, True)
-    assert _rule_reads(np.negative) == (True, True, True, True)  # no Python code: reads anything
-    assert _rule_reads(lambda g, ans, *args: g) == (True, True, True, True)
-
-    def captured(g, ans, x, y):
-        return lambda: x
-
-    assert _rule_reads(captured)[2]
+def test_rule_reads_names_the_values_a_rule_declares():
+    """What each rule reads is declared in the table (checked against the rule by
+    ``tests/test_primitives.py``); a primitive that declares nothing reads everything."""
+    div, sub, square = PRIMITIVES["div"], PRIMITIVES["sub"], PRIMITIVES["square"]
+    assert div.vjps[0] is _div_vjp_x and sub.vjps[1] is _sub_vjp_y and square.vjps[0] is _square_vjp
+    assert _rule_reads(div, 0) == (True, False, False, True)  # g / y: neither x nor ans
+    assert _rule_reads(sub, 1) == (True, True, False, True)  # ans, for its shape
+    assert _rule_reads(square, 0)[:3] == (True, False, True)
+    undeclared = Primitive("negated", np.negative, (lambda g, ans, x: -g,))
+    assert _rule_reads(undeclared, 0) == (True, True, True, True)  # no declaration: reads anything
+    assert _writes_out(_square_vjp) and not _writes_out(np.negative) and not _writes_out(sub.vjps[1])
 
 
 @pytest.mark.parametrize("name", list(PROBLEMS))
@@ -283,6 +290,28 @@ def test_shared_buffers_and_fusion_match_the_plain_replay(name, n):
             np.testing.assert_allclose(grad, ref_grad, rtol=1e-11, atol=1e-11, err_msg=point)
             tol = max(1e-8, problem.tolerance)
             np.testing.assert_allclose(grad, problem.reference(theta, data)[1], rtol=tol, atol=tol)
+
+
+_BUFFERS = {  # (problem, n): (distinct forward, cotangent) buffers of the program, then its gradient's
+    ("normal", 5000): ((2, 1), (5, 2)),
+    ("regression", 5000): ((3, 1), (8, 2)),
+    ("logistic", 5000): ((3, 0), (5, 1)),
+    ("hierarchical", 5000): ((4, 2), (14, 3)),
+    ("hmm", 10): ((114, 0), (313, 0)),
+    ("gp", 200): ((6, 1), None),
+}
+
+
+@pytest.mark.parametrize("name,n", list(_BUFFERS), ids=[f"{k}-{n}" for k, n in _BUFFERS])
+def test_the_memory_plan_keeps_its_buffer_counts(name, n):
+    """The buffers the replay plans, as the planner that read the rules' bytecode found them: the
+    reads declared in the table (``Primitive.reads``) plan the same reuse."""
+    problem = PROBLEMS[name]
+    data = problem.make_data(n, 0)
+    program = _program(name, n)
+    plans = [program] + ([gradient_program(program)] if _BUFFERS[name, n][1] else [])
+    got = [(r.distinct_buffers, r.cotangent_buffers) for r in (Replay(p, data) for p in plans)]
+    assert tuple(got) == tuple(b for b in _BUFFERS[name, n] if b)
 
 
 @pytest.mark.parametrize("name", ["regression", "hierarchical"])

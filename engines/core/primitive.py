@@ -48,6 +48,9 @@ _BUILTIN: dict[str, Any] = {}
 
 Rule = Callable[..., Any]
 
+OPERAND_NAMES = ("x", "y", "z")
+"""How a primitive's operands are named in its ``templates`` and its ``reads``, in order."""
+
 
 @dataclass(frozen=True)
 class Primitive:
@@ -88,10 +91,24 @@ class Primitive:
     out_shape: Callable[..., tuple[int, ...]] | None = field(default=None, compare=False)
     """The output shape from the operands' shapes, for tracers (the tape), where the forward on
     zeros cannot give it (a Cholesky factor of zeros does not exist); None: the forward's on zeros."""
+    reads: tuple[str, ...] | None = field(default=None, compare=False)
+    """Which values each reverse rule reads, one entry per rule: names among ``g`` (the output's
+    cotangent), ``ans`` (the output) and ``x``, ``y``, ``z`` (the operands in order), separated by
+    spaces; ``div``'s ``("g y", "g ans y")`` says its rule for x reads neither x nor ans. A value
+    that no later step reads is dead, and the tape replay hands its buffer to another value, so a
+    rule reading a value it does not declare would see another value; the table's test
+    (``tests/test_primitives.py``) runs every rule with its undeclared values replaced by NaN.
+    None: each rule may read everything (an outside primitive that does not say)."""
 
     @property
     def arity(self) -> int:
         return len(self.vjps)
+
+    def rule_reads(self, i: int) -> frozenset[str]:
+        """The values reverse rule ``i`` reads (``reads``; all of them where it is not declared)."""
+        if self.reads is None:
+            return frozenset(("g", "ans", *OPERAND_NAMES))
+        return frozenset(self.reads[i].split())
 
     def __repr__(self) -> str:
         return f"Primitive({self.name})"
@@ -255,6 +272,7 @@ _RULE_TABLE = [
         _scatter_add,
         (lambda g, ans, u, idx, size: _call("gather", g, idx), None, None),
         kind="scatter",
+        reads=("g y", "", ""),
         doc="out_j = sum_{i: idx_i = j} u_i (gather's adjoint); d/du = g[idx] (a gather)",
         examples=_scatter_examples,
     ),
@@ -263,6 +281,7 @@ _RULE_TABLE = [
         _rmatvec,
         (lambda g, ans, a, u: _call("outer", u, g), lambda g, ans, a, u: _call("matvec", a, g)),
         kind="rmatvec",
+        reads=("g y", "g x"),
         doc="A^T u (matvec's adjoint in x); d/dA = u g^T (outer), d/du = A g (matvec)",
         examples=lambda rng: [(rng.standard_normal((6, 3)), rng.standard_normal(6))],
     ),
@@ -271,6 +290,7 @@ _RULE_TABLE = [
         np.outer,
         (lambda g, ans, u, v: _call("matvec", g, v), lambda g, ans, u, v: _call("rmatvec", g, u)),
         kind="outer",
+        reads=("g y", "g x"),
         doc="u v^T (matvec's adjoint in A); d/du = G v (matvec), d/dv = G^T u (rmatvec)",
         examples=lambda rng: [(rng.standard_normal(6), rng.standard_normal(3))],
     ),
@@ -278,6 +298,7 @@ _RULE_TABLE = [
         "sign",
         np.sign,
         (lambda g, ans, x: 0.0 * g,),
+        reads=("g",),
         doc="sign(x), 0 at 0 (the kinks' derivative); d/dx = 0, its spike at 0 dropped as a subgradient",
         examples=lambda rng: [(rng.uniform(-2.0, 2.0, 5),)],
     ),

@@ -96,7 +96,9 @@ class _Renderer:
         self.names: dict[int, str] = {}
         self.literals: list[float] = []
         self.lines: list[str] = []
-        self.live = {v.slot for v in program.params.values()}
+        # The slots that depend on theta ("active", as Program.active; a loop body's are set from
+        # its outer operands by ``scan``): an elementwise step of active scalars lifts its data.
+        self.active = {v.slot for v in program.params.values()}
         self.soa = all(e.prim.name in soa_primitives for e in program.eqns)
         self.prefix, self.indent = "", "  "
         self.counter = [0, 0]  # loops and index literals rendered so far, shared with loop bodies
@@ -139,16 +141,16 @@ class _Renderer:
         inner.prefix, inner.indent = f"b{m}_", self.indent + "  "
         carry, x, *free = body.params.values()
         inner.names = {carry.slot: f"b{m}_carry", x.slot: f"b{m}_x"}
-        inner.live = {carry.slot} | ({x.slot} if xs.slot in self.live else set())
+        inner.active = {carry.slot} | ({x.slot} if xs.slot in self.active else set())
         for var, outer in zip(free, e.inputs[2:]):
             inner.names[var.slot] = self.operand(outer)
-            if isinstance(outer, Var) and outer.slot in self.live:
-                inner.live.add(var.slot)
+            if isinstance(outer, Var) and outer.slot in self.active:
+                inner.active.add(var.slot)
         for eq in body.eqns:
             inner.equation(eq)
         out = inner.operand(body.out)
         name, rows = f"{self.prefix}v{e.out.slot}", self.names[xs.slot]
-        self.live.add(e.out.slot)
+        self.active.add(e.out.slot)
         self.names[e.out.slot] = name
         self.lines += [
             f"{self.indent}auto step{m} = [&](const auto& b{m}_carry, const auto& b{m}_x) {{",
@@ -170,12 +172,12 @@ class _Renderer:
         ints = [a for a in e.inputs if isinstance(a, Var) and a.dtype == "int64"]
         if e.out.dtype != "float64" or (ints and not (e.prim.kind == "gather" and ints == [e.inputs[1]])):
             raise Unsupported(f"the C++ renderer has integer arithmetic only as a gather's index: {e}")
-        live = [a for a in e.inputs if isinstance(a, Var) and a.slot in self.live]
-        lift = e.prim.kind == "elementwise" and live and all(len(a.shape) == 0 for a in live)
+        active = [a for a in e.inputs if isinstance(a, Var) and a.slot in self.active]
+        lift = e.prim.kind == "elementwise" and active and all(len(a.shape) == 0 for a in active)
         operands = []
         for a in e.inputs:
             text = self.operand(a)
-            if lift and isinstance(a, Var) and a.slot not in self.live and len(a.shape) in (1, 2):
+            if lift and isinstance(a, Var) and a.slot not in self.active and len(a.shape) in (1, 2):
                 text = f"G::lift({text})"
             operands.append(text)
         fields = dict(zip("xyz", operands))
@@ -185,8 +187,8 @@ class _Renderer:
             raise Unsupported(
                 f"primitive {e.prim.name!r}: its C++ template {template!r} needs {err}"
             ) from None
-        if live:
-            self.live.add(e.out.slot)
+        if active:
+            self.active.add(e.out.slot)
         name = f"{self.prefix}v{e.out.slot}"
         self.names[e.out.slot] = name
         self.lines.append(f"{self.indent}const auto {name} = {expr};  // {e.prim.name}")
@@ -242,20 +244,14 @@ class _Renderer:
         )
         digest = hashlib.sha256(body.encode()).hexdigest()[:12]
         name = f"{_ident(p.name) or 'program'}_{digest}"
-        offsets, sizes, start = [], [], 0
-        for _, var in blocks:
-            size = int(np.prod(var.shape, dtype=int))
-            offsets.append(start)
-            sizes.append(size if var.shape else 0)
-            start += size
         return Rendered(
             name=name,
             body=body.replace(NAME_PLACEHOLDER, name),
             literals=tuple(self.literals),
             data_keys=tuple(p.data),
             data_kinds=tuple(kinds),
-            offsets=tuple(offsets),
-            sizes=tuple(sizes),
+            offsets=tuple(span.start for span in p.layout),
+            sizes=tuple(span.size if span.shape else 0 for span in p.layout),
             soa=self.soa,
         )
 

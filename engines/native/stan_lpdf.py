@@ -55,19 +55,15 @@ class StanLpdfEngine(StanEngine):
             else kinds[np.ndim(data[k])]
             for k in keys
         )
-        offsets, sizes, start = [], [], 0
-        for block in problem.blocks(problem.n_of(data)):
-            offsets.append(start)
-            sizes.append(block.size if block.shape else 0)
-            start += block.size
+        layout = problem.spans(problem.n_of(data))
         return Rendered(
             name=f"lpdf_{problem.name}",
             body="",
             literals=(),
             data_keys=keys,
             data_kinds=data_kinds,
-            offsets=tuple(offsets),
-            sizes=tuple(sizes),
+            offsets=tuple(span.start for span in layout),
+            sizes=tuple(span.size if span.shape else 0 for span in layout),
             soa=False,
         )
 

@@ -91,11 +91,11 @@ def compare_point(prepared: Prepared, problem: Problem, theta: np.ndarray, data:
 
 def element_label(problem: Problem, n: int, i: int) -> str:
     """``grad[i] (block[j])``: a flat gradient index named by its parameter block."""
-    start = 0
-    for b in problem.blocks(n):
-        if i < start + b.size:
-            return f"grad[{i}] ({b.name})" if not b.shape else f"grad[{i}] ({b.name}[{i - start}])"
-        start += b.size
+    for span in problem.spans(n):
+        if span.start <= i < span.stop:
+            return (
+                f"grad[{i}] ({span.name})" if not span.shape else f"grad[{i}] ({span.name}[{i - span.start}])"
+            )
     return f"grad[{i}]"
 
 

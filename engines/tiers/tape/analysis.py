@@ -1,62 +1,38 @@
-"""What the replay knows about a program before its first call: which slots depend on theta,
-which the output needs, which operands each reverse rule reads, where a rule can write into a
-buffer, and which ``sum(square(v))`` pairs fuse. Facts of the program and the table, computed once.
+"""What the replay knows of each equation's reverse rules before its first call: which values a
+rule reads (declared in the primitive table), where a rule can write into a buffer, and which
+``sum(square(v))`` pairs fuse. The program's own facts (layout, theta-dependence, the slots the
+output needs) are properties of ``Program``.
 """
 
 from __future__ import annotations
 
-import dis
 import inspect
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
+from engines.core.primitives import Primitive
 from engines.tiers.tape.program import Program, Var
 
 
-def theta_dependent(program: Program) -> set[int]:
-    """The slots whose value depends on theta: only these are recomputed per call, and only their
-    cotangents are ever computed."""
-    active = {var.slot for var in program.params.values()}
-    for e in program.eqns:
-        if any(isinstance(a, Var) and a.slot in active for a in e.inputs):
-            active.add(e.out.slot)
-    return active
+class Reads(NamedTuple):
+    """Which of its arguments ``(g, ans, x, y)`` a reverse rule reads."""
+
+    g: bool
+    ans: bool
+    x: bool
+    y: bool
 
 
-def needed_slots(program: Program) -> set[int]:
-    """The slots the output needs: other equations (a value the program computes and never uses,
-    such as the log-likelihood itself inside a gradient program) are not run."""
-    needed = {program.out.slot} if isinstance(program.out, Var) else set()
-    for e in reversed(program.eqns):
-        if e.out.slot in needed:
-            needed.update(a.slot for a in e.inputs if isinstance(a, Var))
-    return needed
+def rule_reads(prim: Primitive, i: int) -> Reads:
+    """What rule ``i`` of ``prim`` reads, as the table declares it (``Primitive.reads``).
 
-
-READS_ALL = (True, True, True, True)
-
-
-def rule_reads(rule: Any) -> tuple[bool, bool, bool, bool]:
-    """Which of its arguments ``(g, ans, x, y)`` a reverse rule may read.
-
-    A parameter that the rule's code never loads cannot be read, so its value may be dead (its
-    buffer reused) by the time the rule runs; ``_div_vjp_x`` reads ``g`` and ``y``, not ``x`` or
-    ``ans``. The answer errs towards reading: a callable without Python code, a rule taking
-    ``*args`` or ``**kwargs``, one that calls ``locals``, ``vars``, ``eval`` or ``exec``, and any
-    parameter an inner function captures count as reading everything they could.
+    A value a rule does not read may be dead (its buffer reused) by the time the rule runs:
+    ``div``'s rule for x reads ``g`` and ``y``, not ``x`` or ``ans``. A primitive that declares
+    nothing reads everything. The declarations are checked against the rules by
+    ``tests/test_primitives.py``, so that editing a rule cannot silently change memory planning.
     """
-    code = getattr(rule, "__code__", None)
-    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
-        return READS_ALL
-    if {"locals", "vars", "eval", "exec"} & set(code.co_names):
-        return READS_ALL
-    loaded = set(code.co_cellvars)
-    for ins in dis.get_instructions(code):
-        if ins.opname.startswith(("LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE", "DELETE_FAST")):
-            loaded.update(ins.argval if isinstance(ins.argval, tuple) else (ins.argval,))
-    names = code.co_varnames[: code.co_argcount]
-    g, ans, x, y = (i >= len(names) or names[i] in loaded for i in range(4))
-    return g, ans, x, y
+    reads = prim.rule_reads(i)
+    return Reads("g" in reads, "ans" in reads, "x" in reads, "y" in reads)
 
 
 MIN_BUFFERED = 4096
@@ -66,14 +42,14 @@ array costs less than the ufunc's ``out=`` handling (measured at n = 10 and 100)
 
 def writes_out(rule: Any) -> bool:
     """Whether a reverse rule takes ``out``, an array to write its cotangent into (keyword only)."""
-    code = getattr(rule, "__code__", None)
-    if code is None:
+    try:
+        parameter = inspect.signature(rule).parameters.get("out")
+    except (TypeError, ValueError):  # no signature (a ufunc): it takes no ``out`` of ours
         return False
-    kwonly = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
-    return "out" in kwonly
+    return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
 
 
-def squares_summed(program: Program, needed: set[int]) -> dict[int, int]:
+def squares_summed(program: Program, needed: frozenset[int]) -> dict[int, int]:
     """The fusable ``sum(square(v))`` pairs: the sum's equation index -> the square's.
 
     A pair fuses when the square's output is read by that sum alone (not by another needed
@@ -95,7 +71,7 @@ def squares_summed(program: Program, needed: set[int]) -> dict[int, int]:
         v = program.eqns[j].inputs[0]
         if not (isinstance(v, Var) and v.shape and v.dtype == "float64"):
             continue
-        if rule_reads(program.eqns[j].prim.vjps[0])[1]:
+        if rule_reads(program.eqns[j].prim, 0).ans:
             continue
         pairs[k] = j
     return pairs

@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from engines.core.contract import Unsupported
 from engines.tiers.tape.program import Atom, Eqn, Literal, Program, Var
-from engines.tiers.tape.stmts import Assign, ForRange, Loop, Plan, Reduce, Scatter, fill, templates_of
+from engines.tiers.tape.stmts import Assign, ForRange, Loop, OnePassPlan, Reduce, Scatter, fill, templates_of
 
 # ---- planning -----------------------------------------------------------------------------------
 
@@ -91,11 +92,7 @@ class _Planner:
                     self.literal_name[id(a)] = f"c{len(self.literals)}"
                     self.literals.append(a.value)
 
-        theta_slots = {v.slot for v in program.params.values()}
-        self.active = set(theta_slots)
-        for e in program.eqns:
-            if any(isinstance(a, Var) and a.slot in self.active for a in e.inputs):
-                self.active.add(e.out.slot)
+        self.active = program.active
 
         # phase of each slot: inputs 0; an equation, the latest of its operands; a reduction of a
         # vector, one more than its operand's.
@@ -138,19 +135,16 @@ class _Planner:
         return f"ct_{self.value(atom)}"
 
     # -- the plan --
-    def plan(self) -> Plan:
+    def plan(self) -> OnePassPlan:
         p = self.p
         body: list[Any] = []
-        offset = 0
-        for var in p.params.values():
-            size = int(np.prod(var.shape, dtype=int))
-            ident = self.input_name[var.slot]
-            if var.shape:
-                body.append(Assign(ident, f"theta[{offset}:{offset + size}]"))
-                body.append(ForRange("j", str(size), [Assign(f"grad[{offset} + j]", "0.0")]))
+        for span in p.layout:
+            ident = self.input_name[p.params[span.name].slot]
+            if span.shape:
+                body.append(Assign(ident, f"theta[{span.start}:{span.stop}]"))
+                body.append(ForRange("j", str(span.size), [Assign(f"grad[{span.start} + j]", "0.0")]))
             else:
-                body.append(Assign(ident, f"theta[{offset}]"))
-            offset += size
+                body.append(Assign(ident, f"theta[{span.start}]"))
         body += [Assign(name, f"lits[{k}]") for k, name in enumerate(self.literal_name.values())]
 
         scalars = [e for e in p.eqns if not self.is_vector(e) and not self.is_reduction(e)]
@@ -203,24 +197,21 @@ class _Planner:
                         else:
                             add_to(target, f"{g} * {d}")
         body += reverse
-        offset = 0
-        for var in p.params.values():
-            size = int(np.prod(var.shape, dtype=int))
-            if not var.shape:
-                ct = self.cotangent(var)
-                body.append(Assign(f"grad[{offset}]", ct if ct in assigned else "0.0"))
-            offset += size
+        for span in p.layout:
+            if not span.shape:
+                ct = self.cotangent(p.params[span.name])
+                body.append(Assign(f"grad[{span.start}]", ct if ct in assigned else "0.0"))
         loops = sum(isinstance(s, Loop) for s in body)
-        return Plan(
-            p.name,
-            [self.data_name[v.slot] for v in p.data.values()],
-            list(p.data),
-            self.work,
-            self.work_blocks,
-            self.literals,
-            body,
-            value,
-            loops,
+        return OnePassPlan(
+            name=p.name,
+            data=[self.data_name[v.slot] for v in p.data.values()],
+            data_keys=list(p.data),
+            literals=self.literals,
+            body=body,
+            value=value,
+            loops=loops,
+            work=self.work,
+            work_blocks=self.work_blocks,
         )
 
     def render(self, template: str, e: Eqn, g: str, name: Any) -> str:
@@ -233,175 +224,17 @@ class _Planner:
         t = templates_of(e.prim)
         return Assign(self.value(e.out), self.render(t["expr"], e, "", self.value))
 
-    def loop(self, reds: list[Eqn]) -> tuple[list[Any], list[Loop], list[tuple[Eqn, list[tuple[str, str]]]]]:
+    def loop(self, reds: list[Eqn]) -> tuple[list[Any], list[Loop], list[Contraction]]:
         """One pass computing ``reds`` (reductions over the same length) and their D accumulators, and
         a second where a reduction's derivative reads its value (see the module docstring).
 
         Returns the statements to run before the loops (clearing their work vectors), the loops, and
         per reduction its contraction terms: (cotangent or ``grad[...]`` target, accumulator).
         """
-        # the loop's elementwise equations: every vector ancestor of the reductions' operands
-        members: set[int] = set()
-        stack = [r.inputs[0] for r in reds]
-        loop_atoms: set[int] = set()
-        while stack:
-            a = stack.pop()
-            if not isinstance(a, Var) or a.slot in loop_atoms:
-                continue
-            loop_atoms.add(a.slot)
-            e = self.eqn_of.get(a.slot)
-            if e is None:
-                continue
-            if not self.is_vector(e):
-                raise Unsupported(
-                    f"equation {e}: a loop reads it element by element, but it is not elementwise"
-                )
-            members.add(e.out.slot)
-            if e.prim.kind == "gather":
-                stack.append(e.inputs[1])
-                self.require_input(e, e.inputs[0])
-            elif e.prim.kind == "matvec":
-                if e.inputs[0].slot in self.active:
-                    raise Unsupported(f"equation {e}: the matrix of a matvec must be data")
-                loop_atoms.add(e.inputs[0].slot)
-                self.require_input(e, e.inputs[1])
-            else:
-                stack += [x for x in e.inputs if isinstance(x, Var) and x.shape != ()]
-        eqns = [e for e in self.p.eqns if e.out.slot in members]
-        length_atom = next(
-            (
-                self.value(Var(s, ()))
-                for s in sorted(loop_atoms)
-                if s not in self.eqn_of and s in self.data_name
-            ),
-            None,
-        ) or next(self.value(Var(s, ())) for s in sorted(loop_atoms) if s not in self.eqn_of)
-        length = f"{length_atom}.shape[0]"
-
-        body: list[Any] = []
-        loaded: set[int] = set()
-        accumulators: list[str] = []
-        inits: dict[str, str] = {}
-
-        def el(a: Atom) -> str:
-            is_input = isinstance(a, Var) and a.slot in loop_atoms and a.slot not in self.eqn_of
-            if is_input and len(a.shape) == 1 and a.slot not in loaded:
-                body.append(Assign(f"{self.value(a)}_i", f"{self.value(a)}[i]"))
-                loaded.add(a.slot)
-            return self.element(a, loop_atoms)
-
-        def forward() -> None:
-            for e in eqns:
-                t = templates_of(e.prim)
-                if e.prim.kind == "matvec":
-                    mat, vec = self.value(e.inputs[0]), self.value(e.inputs[1])
-                    body.append(Assign(self.value(e.out), "0.0"))
-                    term = fill(t["term"], e.prim, x=f"{mat}[i, j]", y=f"{vec}[j]")
-                    inner = _inner_length(e.inputs[0].shape[1], f"{mat}.shape[1]")
-                    body.append(ForRange("j", inner, [Assign(self.value(e.out), term, "+=")]))
-                elif e.prim.kind == "gather":
-                    x, idx = self.value(e.inputs[0]), el(e.inputs[1])
-                    body.append(Assign(self.value(e.out), fill(t["expr"], e.prim, x=x, y=idx)))
-                else:
-                    body.append(Assign(self.value(e.out), self.render(t["expr"], e, "", el)))
-
-        forward()
-        for r in reds:
-            t = templates_of(r.prim)
-            acc = self.value(r.out)
-            accumulators.append(acc)
-            if t["init"] != "0.0":
-                inits[acc] = t["init"]
-            term = el(r.inputs[0])
-            body.append(Reduce(acc, term, fill(t["update"], r.prim, acc=acc, x=term), r.prim.name))
-
-        # local reverse sweeps, one per reduction that depends on theta
-        contractions: list[tuple[Eqn, list[tuple[str, str]]]] = []
-        work: list[str] = []
-
-        def sweep(r: Eqn) -> None:
-            terms: list[tuple[str, str]] = []
-            assigned: set[str] = set()
-
-            def contribute(
-                a: Atom, expr: str, index: str | None = None, r: Eqn = r, terms=terms, assigned=assigned
-            ) -> None:
-                if not isinstance(a, Var) or a.slot not in self.active:
-                    return
-                if a.slot in members:
-                    ct = self.cotangent(a)
-                    body.append(Assign(ct, expr, "+=" if ct in assigned else "="))
-                    assigned.add(ct)
-                elif a.shape == () and index is None:
-                    d = f"d{r.out.slot}_{self.value(a)}"
-                    if d not in accumulators:
-                        accumulators.append(d)
-                        terms.append((self.cotangent(a), d))
-                    body.append(Reduce(d, expr, f"({d} + {expr})"))
-                elif self.is_theta(a):
-                    w = f"w{r.out.slot}_{self.value(a)}"
-                    if w not in work:
-                        work.append(w)
-                        self.work.append(w)
-                        self.work_blocks.append(next(k for k, v in self.p.params.items() if v.slot == a.slot))
-                        terms.append((f"grad[{self.grad_offset(a)} + j]", w))
-                    if index == "j":
-                        length = _inner_length(a.shape[0], f"{w}.shape[0]")
-                        body.append(ForRange("j", length, [Scatter(w, "j", expr)]))
-                    else:
-                        body.append(Scatter(w, index or "i", expr))
-                else:
-                    raise Unsupported(f"the cotangent of slot {a.slot} cannot be accumulated in a loop")
-
-            red_t = templates_of(r.prim)
-            weight = fill(red_t["adjoint"][0], r.prim, g="1.0", x=el(r.inputs[0]), ans=self.value(r.out))
-            if red_t.get("normalise"):
-                total = self.normaliser[r.out.slot] = f"n{r.out.slot}"
-                accumulators.append(total)
-                body.append(Reduce(total, weight, f"({total} + {weight})"))
-            contribute(r.inputs[0], weight)
-            for e in reversed(eqns):
-                if e.out.slot not in self.active or self.cotangent(e.out) not in assigned:
-                    continue
-                t = templates_of(e.prim)
-                g = self.cotangent(e.out)
-                if e.prim.kind == "matvec":
-                    mat, vec = self.value(e.inputs[0]), self.value(e.inputs[1])
-                    contribute(
-                        e.inputs[1], fill(t["adjoint"][1], e.prim, g=g, x=f"{mat}[i, j]", y=f"{vec}[j]"), "j"
-                    )
-                elif e.prim.kind == "gather":
-                    contribute(e.inputs[0], fill(t["adjoint"][0], e.prim, g=g), el(e.inputs[1]))
-                else:
-                    for i, a in enumerate(e.inputs):
-                        if isinstance(a, Var) and a.slot in self.active:
-                            expr = self.render(t["adjoint"][i], e, g, el)
-                            idx = "i" if (a.shape != () and a.slot not in members) else None
-                            contribute(a, expr, idx)
-            contractions.append((r, terms))
-
-        swept = [r for r in reds if r.out.slot in self.active]
-        late = [r for r in swept if "{ans}" in templates_of(r.prim)["adjoint"][0]]
-        for r in swept:
-            if r not in late:
-                sweep(r)
-        loops = [Loop("i", length, accumulators, body, inits)]
-        if late:  # the second pass: these reductions' values are known now
-            body, loaded, accumulators = [], set(), []
-            forward()
-            for r in late:
-                sweep(r)
-            loops.append(Loop("i", length, accumulators, body))
-        before = [ForRange("j", f"{w}.shape[0]", [Assign(f"{w}[j]", "0.0")]) for w in work]
-        return before, loops, contractions
+        return _LoopWriter(self, reds).write()
 
     def grad_offset(self, a: Var) -> int:
-        offset = 0
-        for var in self.p.params.values():
-            if var.slot == a.slot:
-                return offset
-            offset += int(np.prod(var.shape, dtype=int))
-        raise KeyError(a.slot)
+        return next(span.start for span in self.p.layout if self.p.params[span.name].slot == a.slot)
 
     def require_input(self, e: Eqn, a: Atom) -> None:
         if not isinstance(a, Var) or (a.slot not in self.input_name and a.slot not in self.data_name):
@@ -411,6 +244,225 @@ class _Planner:
             )
 
 
-def plan(program: Program) -> Plan:
+Contraction = tuple[Eqn, list[tuple[str, str]]]
+"""A reduction and its contraction terms: (cotangent or ``grad[...]`` target, accumulator)."""
+
+Pulled = tuple[Atom, str, str | None]
+"""An operand, its adjoint at element i, and the index it is scattered at (None: not scattered)."""
+
+
+class _LoopWriter:
+    """The loops over one length that compute a group of reductions, written in named steps:
+    ``members`` (the elementwise equations the loop recomputes), ``forward`` (their values at
+    element i), ``reduce`` (each reduction's accumulator), ``sweep`` (a reduction's local reverse
+    sweep, whose ``contribute`` adds into a member's cotangent or a D accumulator), and ``write``,
+    which orders them into one pass, or two where a reduction's adjoint reads its value."""
+
+    def __init__(self, planner: _Planner, reds: list[Eqn]):
+        self.pl, self.reds = planner, reds
+        self.loop_atoms: set[int] = set()
+        self.members = self.find_members()
+        self.eqns = [e for e in planner.p.eqns if e.out.slot in self.members]
+        self.length = f"{self.length_input()}.shape[0]"
+        self.body: list[Any] = []
+        self.loaded: set[int] = set()
+        self.accumulators: list[str] = []
+        self.inits: dict[str, str] = {}
+        self.work: list[str] = []
+        self.contractions: list[Contraction] = []
+
+    # -- what the loop reads --
+    def find_members(self) -> set[int]:
+        """The loop's elementwise equations: every vector ancestor of the reductions' operands,
+        following each kind's operands along the loop (``_ALONG_LOOP``)."""
+        members: set[int] = set()
+        stack: list[Atom] = [r.inputs[0] for r in self.reds]
+        while stack:
+            a = stack.pop()
+            if not isinstance(a, Var) or a.slot in self.loop_atoms:
+                continue
+            self.loop_atoms.add(a.slot)
+            e = self.pl.eqn_of.get(a.slot)
+            if e is None:
+                continue
+            if not self.pl.is_vector(e):
+                raise Unsupported(
+                    f"equation {e}: a loop reads it element by element, but it is not elementwise"
+                )
+            members.add(e.out.slot)
+            stack += _ALONG_LOOP.get(e.prim.kind, _LoopWriter.along_elementwise)(self, e)
+        return members
+
+    def along_elementwise(self, e: Eqn) -> list[Atom]:
+        return [x for x in e.inputs if isinstance(x, Var) and x.shape != ()]
+
+    def along_gather(self, e: Eqn) -> list[Atom]:
+        """A gather reads its index along the loop and its table whole."""
+        self.pl.require_input(e, e.inputs[0])
+        return [e.inputs[1]]
+
+    def along_matvec(self, e: Eqn) -> list[Atom]:
+        """A matvec reads its matrix's rows along the loop (data) and its vector whole."""
+        if e.inputs[0].slot in self.pl.active:
+            raise Unsupported(f"equation {e}: the matrix of a matvec must be data")
+        self.loop_atoms.add(e.inputs[0].slot)
+        self.pl.require_input(e, e.inputs[1])
+        return []
+
+    def length_input(self) -> str:
+        """The input whose length is the loop's: a data array where there is one."""
+        inputs = [s for s in sorted(self.loop_atoms) if s not in self.pl.eqn_of]
+        data = [s for s in inputs if s in self.pl.data_name]
+        return self.pl.value(Var((data or inputs)[0], ()))
+
+    def element(self, a: Atom) -> str:
+        """The operand at element i, loading an input vector's element once per iteration."""
+        is_input = isinstance(a, Var) and a.slot in self.loop_atoms and a.slot not in self.pl.eqn_of
+        if is_input and len(a.shape) == 1 and a.slot not in self.loaded:
+            self.body.append(Assign(f"{self.pl.value(a)}_i", f"{self.pl.value(a)}[i]"))
+            self.loaded.add(a.slot)
+        return self.pl.element(a, self.loop_atoms)
+
+    # -- forward --
+    def forward(self) -> None:
+        """Each member's value at element i, by its kind (``_LOOP_FORWARD``)."""
+        for e in self.eqns:
+            _LOOP_FORWARD.get(e.prim.kind, _LoopWriter.forward_elementwise)(self, e, templates_of(e.prim))
+
+    def forward_elementwise(self, e: Eqn, t: dict[str, Any]) -> None:
+        self.body.append(Assign(self.pl.value(e.out), self.pl.render(t["expr"], e, "", self.element)))
+
+    def forward_matvec(self, e: Eqn, t: dict[str, Any]) -> None:
+        """Row i of A times the vector: an inner loop over j (unrolled for a short vector)."""
+        out, mat, vec = self.pl.value(e.out), self.pl.value(e.inputs[0]), self.pl.value(e.inputs[1])
+        self.body.append(Assign(out, "0.0"))
+        term = fill(t["term"], e.prim, x=f"{mat}[i, j]", y=f"{vec}[j]")
+        inner = _inner_length(e.inputs[0].shape[1], f"{mat}.shape[1]")
+        self.body.append(ForRange("j", inner, [Assign(out, term, "+=")]))
+
+    def forward_gather(self, e: Eqn, t: dict[str, Any]) -> None:
+        x, idx = self.pl.value(e.inputs[0]), self.element(e.inputs[1])
+        self.body.append(Assign(self.pl.value(e.out), fill(t["expr"], e.prim, x=x, y=idx)))
+
+    def reduce(self) -> None:
+        """Each reduction's accumulator, updated at element i from its template."""
+        for r in self.reds:
+            t = templates_of(r.prim)
+            acc = self.pl.value(r.out)
+            self.accumulators.append(acc)
+            if t["init"] != "0.0":
+                self.inits[acc] = t["init"]
+            term = self.element(r.inputs[0])
+            self.body.append(Reduce(acc, term, fill(t["update"], r.prim, acc=acc, x=term), r.prim.name))
+
+    # -- reverse --
+    def sweep(self, r: Eqn) -> None:
+        """The local reverse sweep of reduction ``r`` at element i, seeded with its weight."""
+        pl = self.pl
+        terms: list[tuple[str, str]] = []
+        assigned: set[str] = set()
+        red_t = templates_of(r.prim)
+        weight = fill(red_t["adjoint"][0], r.prim, g="1.0", x=self.element(r.inputs[0]), ans=pl.value(r.out))
+        if red_t.get("normalise"):
+            total = pl.normaliser[r.out.slot] = f"n{r.out.slot}"
+            self.accumulators.append(total)
+            self.body.append(Reduce(total, weight, f"({total} + {weight})"))
+        self.contribute(r, terms, assigned, r.inputs[0], weight)
+        for e in reversed(self.eqns):
+            if e.out.slot not in pl.active or pl.cotangent(e.out) not in assigned:
+                continue
+            pull = _LOOP_REVERSE.get(e.prim.kind, _LoopWriter.reverse_elementwise)
+            for a, expr, index in pull(self, e, templates_of(e.prim), pl.cotangent(e.out)):
+                self.contribute(r, terms, assigned, a, expr, index)
+        self.contractions.append((r, terms))
+
+    def reverse_elementwise(self, e: Eqn, t: dict[str, Any], g: str) -> Iterator[Pulled]:
+        """Each active operand's adjoint at element i; an input vector is scattered at i. (A
+        generator: each adjoint is rendered after the previous one is contributed, so that the
+        loads it needs follow.)"""
+        for i, a in enumerate(e.inputs):
+            if isinstance(a, Var) and a.slot in self.pl.active:
+                expr = self.pl.render(t["adjoint"][i], e, g, self.element)
+                yield a, expr, "i" if (a.shape != () and a.slot not in self.members) else None
+
+    def reverse_matvec(self, e: Eqn, t: dict[str, Any], g: str) -> Iterator[Pulled]:
+        """The vector's adjoint along row i, scattered at j (the matrix is data)."""
+        mat, vec = self.pl.value(e.inputs[0]), self.pl.value(e.inputs[1])
+        yield e.inputs[1], fill(t["adjoint"][1], e.prim, g=g, x=f"{mat}[i, j]", y=f"{vec}[j]"), "j"
+
+    def reverse_gather(self, e: Eqn, t: dict[str, Any], g: str) -> Iterator[Pulled]:
+        """The table's adjoint, scattered at the gathered index."""
+        yield e.inputs[0], fill(t["adjoint"][0], e.prim, g=g), self.element(e.inputs[1])
+
+    def contribute(
+        self,
+        r: Eqn,
+        terms: list[tuple[str, str]],
+        assigned: set[str],
+        a: Atom,
+        expr: str,
+        index: str | None = None,
+    ) -> None:
+        """Add ``expr`` into ``a``'s cotangent: a member's directly, a loop-invariant scalar's
+        through a D accumulator of ``r``, a theta block's through a work vector at ``index``."""
+        pl = self.pl
+        if not isinstance(a, Var) or a.slot not in pl.active:
+            return
+        if a.slot in self.members:
+            ct = pl.cotangent(a)
+            self.body.append(Assign(ct, expr, "+=" if ct in assigned else "="))
+            assigned.add(ct)
+        elif a.shape == () and index is None:
+            d = f"d{r.out.slot}_{pl.value(a)}"
+            if d not in self.accumulators:
+                self.accumulators.append(d)
+                terms.append((pl.cotangent(a), d))
+            self.body.append(Reduce(d, expr, f"({d} + {expr})"))
+        elif pl.is_theta(a):
+            w = f"w{r.out.slot}_{pl.value(a)}"
+            if w not in self.work:
+                self.work.append(w)
+                pl.work.append(w)
+                pl.work_blocks.append(next(k for k, v in pl.p.params.items() if v.slot == a.slot))
+                terms.append((f"grad[{pl.grad_offset(a)} + j]", w))
+            if index == "j":
+                length = _inner_length(a.shape[0], f"{w}.shape[0]")
+                self.body.append(ForRange("j", length, [Scatter(w, "j", expr)]))
+            else:
+                self.body.append(Scatter(w, index or "i", expr))
+        else:
+            raise Unsupported(f"the cotangent of slot {a.slot} cannot be accumulated in a loop")
+
+    # -- the loops --
+    def write(self) -> tuple[list[Any], list[Loop], list[Contraction]]:
+        swept = [r for r in self.reds if r.out.slot in self.pl.active]
+        late = [r for r in swept if "{ans}" in templates_of(r.prim)["adjoint"][0]]
+        self.forward()
+        self.reduce()
+        for r in swept:
+            if r not in late:
+                self.sweep(r)
+        loops = [Loop("i", self.length, self.accumulators, self.body, self.inits)]
+        if late:  # the second pass: these reductions' values are known now
+            self.body, self.loaded, self.accumulators = [], set(), []
+            self.forward()
+            for r in late:
+                self.sweep(r)
+            loops.append(Loop("i", self.length, self.accumulators, self.body))
+        before = [ForRange("j", f"{w}.shape[0]", [Assign(f"{w}[j]", "0.0")]) for w in self.work]
+        return before, loops, self.contractions
+
+
+_ALONG_LOOP = {"gather": _LoopWriter.along_gather, "matvec": _LoopWriter.along_matvec}
+"""The operands a loop member reads element by element, by kind (others: its vector operands)."""
+
+_LOOP_FORWARD = {"gather": _LoopWriter.forward_gather, "matvec": _LoopWriter.forward_matvec}
+"""A loop member's value at element i, by kind (others: the ``expr`` template)."""
+
+_LOOP_REVERSE = {"gather": _LoopWriter.reverse_gather, "matvec": _LoopWriter.reverse_matvec}
+"""A loop member's operand adjoints at element i, by kind (others: one ``adjoint`` per operand)."""
+
+
+def plan(program: Program) -> OnePassPlan:
     """The one-pass plan of ``program``; ``MissingTemplate`` or ``Unsupported`` if there is none."""
     return _Planner(program).plan()

@@ -37,7 +37,7 @@ import numpy as np
 
 from engines.core.contract import Unsupported
 from engines.tiers.tape.program import Atom, Eqn, Literal, Program, Var
-from engines.tiers.tape.stmts import REQUIRED, Assign, ForRange, Plan, fill, templates_of
+from engines.tiers.tape.stmts import REQUIRED, Assign, ForRange, GeneralPlan, fill, templates_of
 
 GENERAL_REQUIRED = {**REQUIRED, "linalg": ("loops",)}
 """The templates each kind needs in the general plan: the one-pass kinds', and a linalg primitive's
@@ -54,14 +54,14 @@ def _ident(text: str) -> str:
 
 class _Scope:
     """One program's names (the top level or a loop body): value and cotangent per slot, and which
-    slots carry a cotangent (``live``: they depend on theta)."""
+    slots carry a cotangent (``active``: they depend on theta)."""
 
     def __init__(self, prefix: str):
         self.prefix = prefix
         self.value: dict[int, str] = {}
         self.ct: dict[int, str] = {}
         self.ndim: dict[int, int] = {}
-        self.live: set[int] = set()
+        self.active: set[int] = set()
         self.hoist: list[Any] | None = None  # a loop body's: allocations placed before the loop
 
     def bind(self, var: Var, name: str, ct: str | None = None) -> None:
@@ -122,8 +122,8 @@ class _General:
         self.constant_names.append(name)
         return name, array.ndim
 
-    def live(self, scope: _Scope, a: Atom) -> bool:
-        return isinstance(a, Var) and a.slot in scope.live
+    def is_active(self, scope: _Scope, a: Atom) -> bool:
+        return isinstance(a, Var) and a.slot in scope.active
 
     @staticmethod
     def element(name: str, ndim: int, index: str = "i") -> str:
@@ -143,8 +143,9 @@ class _General:
         scope.hoist += out
         return [Assign(f"{_flat(name, ndim)}[:]", "0.0")] if zeros else []
 
-    # -- forward --
+    # -- forward: one function per primitive kind (``_FORWARD``) --
     def forward(self, scope: _Scope, e: Eqn) -> list[Any]:
+        """The statements computing ``e``'s value, by its primitive's kind (``_FORWARD``)."""
         if e.out.dtype != "float64":
             raise Unsupported(
                 f"equation {e}: the general plan computes float64 values only (integers are data)"
@@ -153,71 +154,62 @@ class _General:
             return self.scan_forward(scope, e)
         t = _templates(e.prim)
         ops = [self.atom(scope, a) for a in e.inputs]
-        ndim = len(e.out.shape)
-        o = scope.new(e.out)
-        kind = e.prim.kind
-        if kind == "elementwise":
-            arrays = [(n, d) for (n, d), a in zip(ops, e.inputs) if d]
-            if any(a.shape not in ((), e.out.shape) for a in e.inputs):
-                raise Unsupported(f"equation {e}: the general plan broadcasts a scalar over an array only")
-            if not arrays:
-                return [Assign(o, self.fill(t["expr"], e, ops))]
-            els = [(self.element(n, d), d) for n, d in ops]
-            return [
-                *self.allocate(scope, o, e.out, f"{arrays[0][0]}.shape"),
-                ForRange(
-                    "i",
-                    f"{_flat(o, ndim)}.size",
-                    [Assign(f"{_flat(o, ndim)}[i]", self.fill(t["expr"], e, els))],
-                ),
-            ]
-        if kind == "reduce":
-            ((x, d),) = ops
-            if d == 0:
-                return [Assign(o, fill(t["update"], e.prim, acc=t["init"], x=x))]
-            return [
-                Assign(o, t["init"]),
-                ForRange(
-                    "i",
-                    f"{_flat(x, d)}.size",
-                    [Assign(o, fill(t["update"], e.prim, acc=o, x=self.element(x, d)))],
-                ),
-            ]
-        if kind == "gather":
-            (x, dx), (idx, di) = ops
-            if dx != 1:
-                raise Unsupported(f"equation {e}: the general plan gathers from a vector only")
-            if di == 0:
-                return [Assign(o, fill(t["expr"], e.prim, x=x, y=idx))]
-            return [
-                *self.allocate(scope, o, e.out, f"{idx}.shape"),
-                ForRange(
-                    "i",
-                    f"{_flat(o, ndim)}.size",
-                    [Assign(f"{_flat(o, ndim)}[i]", fill(t["expr"], e.prim, x=x, y=self.element(idx, di)))],
-                ),
-            ]
-        if kind == "matvec":
-            (a, da), (v, dv) = ops
-            if (da, dv) != (2, 1):
-                raise Unsupported(f"equation {e}: the general plan's matvec takes a matrix and a vector")
-            term = fill(t["term"], e.prim, x=f"{a}[i, j]", y=f"{v}[j]")
-            return [
-                *self.allocate(scope, o, e.out, f"{a}.shape[0]"),
-                ForRange(
-                    "i",
-                    f"{a}.shape[0]",
-                    [
-                        Assign("acc", "0.0"),
-                        ForRange("j", f"{a}.shape[1]", [Assign("acc", term, "+=")]),
-                        Assign(f"{o}[i]", "acc"),
-                    ],
-                ),
-            ]
-        # linalg: the primitive's own kernels
+        return _FORWARD.get(e.prim.kind, _General.forward_kernel)(self, scope, e, t, ops, scope.new(e.out))
+
+    def forward_elementwise(self, scope: _Scope, e: Eqn, t: dict, ops: list, o: str) -> list[Any]:
+        """A scalar expression, or a loop over the elements writing ``expr`` at each."""
+        arrays = [(n, d) for (n, d), a in zip(ops, e.inputs) if d]
+        if any(a.shape not in ((), e.out.shape) for a in e.inputs):
+            raise Unsupported(f"equation {e}: the general plan broadcasts a scalar over an array only")
+        if not arrays:
+            return [Assign(o, self.fill(t["expr"], e, ops))]
+        els = [(self.element(n, d), d) for n, d in ops]
+        flat = _flat(o, len(e.out.shape))
+        return [
+            *self.allocate(scope, o, e.out, f"{arrays[0][0]}.shape"),
+            ForRange("i", f"{flat}.size", [Assign(f"{flat}[i]", self.fill(t["expr"], e, els))]),
+        ]
+
+    def forward_reduce(self, scope: _Scope, e: Eqn, t: dict, ops: list, o: str) -> list[Any]:
+        """``acc = init; for i: acc = update(acc, x_i)``."""
+        ((x, d),) = ops
+        if d == 0:
+            return [Assign(o, fill(t["update"], e.prim, acc=t["init"], x=x))]
+        update = fill(t["update"], e.prim, acc=o, x=self.element(x, d))
+        return [Assign(o, t["init"]), ForRange("i", f"{_flat(x, d)}.size", [Assign(o, update)])]
+
+    def forward_gather(self, scope: _Scope, e: Eqn, t: dict, ops: list, o: str) -> list[Any]:
+        """An indexed read of a vector, at one index or along an index array."""
+        (x, dx), (idx, di) = ops
+        if dx != 1:
+            raise Unsupported(f"equation {e}: the general plan gathers from a vector only")
+        if di == 0:
+            return [Assign(o, fill(t["expr"], e.prim, x=x, y=idx))]
+        flat = _flat(o, len(e.out.shape))
+        read = fill(t["expr"], e.prim, x=x, y=self.element(idx, di))
+        return [
+            *self.allocate(scope, o, e.out, f"{idx}.shape"),
+            ForRange("i", f"{flat}.size", [Assign(f"{flat}[i]", read)]),
+        ]
+
+    def forward_matvec(self, scope: _Scope, e: Eqn, t: dict, ops: list, o: str) -> list[Any]:
+        """``o[i] = sum_j term(a[i, j], v[j])``."""
+        (a, da), (v, dv) = ops
+        if (da, dv) != (2, 1):
+            raise Unsupported(f"equation {e}: the general plan's matvec takes a matrix and a vector")
+        term = fill(t["term"], e.prim, x=f"{a}[i, j]", y=f"{v}[j]")
+        row = [
+            Assign("acc", "0.0"),
+            ForRange("j", f"{a}.shape[1]", [Assign("acc", term, "+=")]),
+            Assign(f"{o}[i]", "acc"),
+        ]
+        return [*self.allocate(scope, o, e.out, f"{a}.shape[0]"), ForRange("i", f"{a}.shape[0]", row)]
+
+    def forward_kernel(self, scope: _Scope, e: Eqn, t: dict, ops: list, o: str) -> list[Any]:
+        """A linalg primitive: a call of its own ``<name>_forward`` kernel (its ``loops`` template)."""
         self.kernels[e.prim.name] = t["loops"]
         out = [Assign(o, f"{e.prim.name}_forward({', '.join(n for n, _ in ops)})")]
-        if ndim >= 2:
+        if len(e.out.shape) >= 2:
             out.append(Assign(f"{o}_f", f"{o}.reshape(-1)"))
         return out
 
@@ -225,85 +217,88 @@ class _General:
         names = dict(zip("xyz", (n for n, _ in operands)))
         return fill(template, e.prim, **names, **extra)
 
-    # -- reverse --
+    # -- reverse: one function per primitive kind (``_REVERSE``) --
     def reverse(self, scope: _Scope, e: Eqn) -> list[Any]:
-        if e.out.slot not in scope.live:
+        """The statements adding ``e``'s contributions into its active operands' cotangents."""
+        if e.out.slot not in scope.active:
             return []
         if e.prim.kind == "scan":
             return self.scan_reverse(scope, e)
         t = _templates(e.prim)
         ops = [self.atom(scope, a) for a in e.inputs]
+        active = [k for k, a in enumerate(e.inputs) if self.is_active(scope, a)]
+        return _REVERSE.get(e.prim.kind, _General.reverse_kernel)(self, scope, e, t, ops, active)
+
+    def reverse_elementwise(self, scope: _Scope, e: Eqn, t: dict, ops: list, active: list[int]) -> list[Any]:
+        """``ct_k += adjoint_k`` per active operand, in a loop over the elements for an array."""
         o, ndim, g = scope.value[e.out.slot], len(e.out.shape), scope.ct[e.out.slot]
-        kind = e.prim.kind
-        live = [k for k, a in enumerate(e.inputs) if self.live(scope, a)]
-        if kind == "elementwise":
-            if ndim == 0:
-                return [
-                    Assign(scope.ct[e.inputs[k].slot], self.fill(t["adjoint"][k], e, ops, g=g, ans=o), "+=")
-                    for k in live
-                ]
-            els = [(self.element(n, d), d) for n, d in ops]
-            body = []
-            for k in live:
-                a = e.inputs[k]
-                target = self.element(scope.ct[a.slot], scope.ndim[a.slot])
-                body.append(
-                    Assign(
-                        target,
-                        self.fill(
-                            t["adjoint"][k], e, els, g=self.element(g, ndim), ans=self.element(o, ndim)
-                        ),
-                        "+=",
-                    )
-                )
-            return [ForRange("i", f"{_flat(o, ndim)}.size", body)] if body else []
-        if kind == "reduce":
-            ((x, d),) = ops
-            ct_x = scope.ct[e.inputs[0].slot]
-            weight = fill(t["adjoint"][0], e.prim, g="1.0", x=self.element(x, d), ans=o)
-            if d == 0:
-                return [Assign(ct_x, f"{g} * {weight}" if not t.get("normalise") else g, "+=")]
-            length = f"{_flat(x, d)}.size"
-            if t.get("normalise"):
-                return [
-                    Assign("wsum", "0.0"),
-                    ForRange("i", length, [Assign("wsum", weight, "+=")]),
-                    ForRange("i", length, [Assign(self.element(ct_x, d), f"{g} * {weight} / wsum", "+=")]),
-                ]
-            return [ForRange("i", length, [Assign(self.element(ct_x, d), f"{g} * {weight}", "+=")])]
-        if kind == "gather":
-            (x, _), (idx, di) = ops
-            if 0 not in live:
-                return []
-            ct_x = scope.ct[e.inputs[0].slot]
-            if di == 0:
-                return [Assign(f"{ct_x}[{idx}]", fill(t["adjoint"][0], e.prim, g=g), "+=")]
+        if ndim == 0:
             return [
-                ForRange(
-                    "i",
-                    f"{_flat(idx, di)}.size",
-                    [
-                        Assign(
-                            f"{ct_x}[{self.element(idx, di)}]",
-                            fill(t["adjoint"][0], e.prim, g=self.element(g, ndim)),
-                            "+=",
-                        )
-                    ],
-                )
+                Assign(scope.ct[e.inputs[k].slot], self.fill(t["adjoint"][k], e, ops, g=g, ans=o), "+=")
+                for k in active
             ]
-        if kind == "matvec":
-            (a, _), (v, _) = ops
-            inner = []
-            for k in live:
-                target = f"{scope.ct[e.inputs[k].slot]}[{'i, j' if k == 0 else 'j'}]"
-                inner.append(
-                    Assign(
-                        target, fill(t["adjoint"][k], e.prim, g=f"{g}[i]", x=f"{a}[i, j]", y=f"{v}[j]"), "+="
-                    )
-                )
-            return [ForRange("i", f"{a}.shape[0]", [ForRange("j", f"{a}.shape[1]", inner)])] if inner else []
+        els = [(self.element(n, d), d) for n, d in ops]
+        at = {"g": self.element(g, ndim), "ans": self.element(o, ndim)}
+        body = [
+            Assign(
+                self.element(scope.ct[e.inputs[k].slot], scope.ndim[e.inputs[k].slot]),
+                self.fill(t["adjoint"][k], e, els, **at),
+                "+=",
+            )
+            for k in active
+        ]
+        return [ForRange("i", f"{_flat(o, ndim)}.size", body)] if body else []
+
+    def reverse_reduce(self, scope: _Scope, e: Eqn, t: dict, ops: list, active: list[int]) -> list[Any]:
+        """``ct_x_i += g * weight_i`` (divided by the weights' sum where ``normalise``)."""
+        o, g = scope.value[e.out.slot], scope.ct[e.out.slot]
+        ((x, d),) = ops
+        ct_x = scope.ct[e.inputs[0].slot]
+        weight = fill(t["adjoint"][0], e.prim, g="1.0", x=self.element(x, d), ans=o)
+        if d == 0:
+            return [Assign(ct_x, f"{g} * {weight}" if not t.get("normalise") else g, "+=")]
+        length = f"{_flat(x, d)}.size"
+        if t.get("normalise"):
+            return [
+                Assign("wsum", "0.0"),
+                ForRange("i", length, [Assign("wsum", weight, "+=")]),
+                ForRange("i", length, [Assign(self.element(ct_x, d), f"{g} * {weight} / wsum", "+=")]),
+            ]
+        return [ForRange("i", length, [Assign(self.element(ct_x, d), f"{g} * {weight}", "+=")])]
+
+    def reverse_gather(self, scope: _Scope, e: Eqn, t: dict, ops: list, active: list[int]) -> list[Any]:
+        """A scatter-add of the cotangent at the gathered indices."""
+        ndim, g = len(e.out.shape), scope.ct[e.out.slot]
+        (x, _), (idx, di) = ops
+        if 0 not in active:
+            return []
+        ct_x = scope.ct[e.inputs[0].slot]
+        if di == 0:
+            return [Assign(f"{ct_x}[{idx}]", fill(t["adjoint"][0], e.prim, g=g), "+=")]
+        add = Assign(
+            f"{ct_x}[{self.element(idx, di)}]", fill(t["adjoint"][0], e.prim, g=self.element(g, ndim)), "+="
+        )
+        return [ForRange("i", f"{_flat(idx, di)}.size", [add])]
+
+    def reverse_matvec(self, scope: _Scope, e: Eqn, t: dict, ops: list, active: list[int]) -> list[Any]:
+        """``ct_A[i, j] += adjoint_0``, ``ct_v[j] += adjoint_1`` over the matrix."""
+        g = scope.ct[e.out.slot]
+        (a, _), (v, _) = ops
+        inner = [
+            Assign(
+                f"{scope.ct[e.inputs[k].slot]}[{'i, j' if k == 0 else 'j'}]",
+                fill(t["adjoint"][k], e.prim, g=f"{g}[i]", x=f"{a}[i, j]", y=f"{v}[j]"),
+                "+=",
+            )
+            for k in active
+        ]
+        return [ForRange("i", f"{a}.shape[0]", [ForRange("j", f"{a}.shape[1]", inner)])] if inner else []
+
+    def reverse_kernel(self, scope: _Scope, e: Eqn, t: dict, ops: list, active: list[int]) -> list[Any]:
+        """A linalg primitive: ``ct_k += <name>_adjoint<k>(g, ans, *operands)``."""
+        o, g = scope.value[e.out.slot], scope.ct[e.out.slot]
         args = ", ".join([g, o, *(n for n, _ in ops)])
-        return [Assign(scope.ct[e.inputs[k].slot], f"{e.prim.name}_adjoint{k}({args})", "+=") for k in live]
+        return [Assign(scope.ct[e.inputs[k].slot], f"{e.prim.name}_adjoint{k}({args})", "+=") for k in active]
 
     # -- loops --
     def scan_forward(self, scope: _Scope, e: Eqn) -> list[Any]:
@@ -337,14 +332,14 @@ class _General:
         for var, outer in zip(free, e.inputs[2:]):
             name, _ = self.atom(scope, outer)
             inner.bind(var, name, scope.ct.get(outer.slot) if isinstance(outer, Var) else None)
-            if self.live(scope, outer):
-                inner.live.add(var.slot)
-        inner.live.add(carry.slot)  # the carry depends on theta wherever the loop does
-        if self.live(scope, e.inputs[1]):
-            inner.live.add(x.slot)
+            if self.is_active(scope, outer):
+                inner.active.add(var.slot)
+        inner.active.add(carry.slot)  # the carry depends on theta wherever the loop does
+        if self.is_active(scope, e.inputs[1]):
+            inner.active.add(x.slot)
         for eq in body.eqns:
-            if any(self.live(inner, a) for a in eq.inputs):
-                inner.live.add(eq.out.slot)
+            if any(self.is_active(inner, a) for a in eq.inputs):
+                inner.active.add(eq.out.slot)
         return inner
 
     def body_forward(self, inner: _Scope, body: Program, cs: str, xs: str, t: str) -> list[Any]:
@@ -365,8 +360,8 @@ class _General:
         inner.hoist = []
         loop = [Assign(t, f"{xs}.shape[0] - 1 - {tr}")]
         loop += self.body_forward(inner, body, cs, xs, t)
-        own = [carry, *(eq.out for eq in body.eqns if eq.out.slot in inner.live)]
-        if x.slot in inner.live:
+        own = [carry, *(eq.out for eq in body.eqns if eq.out.slot in inner.active)]
+        if x.slot in inner.active:
             own.append(x)
         for var in own:
             loop += self.zeros(inner, var)
@@ -375,11 +370,11 @@ class _General:
             loop.append(Assign(inner.ct[out.slot], ctc, "+="))
         for eq in reversed(body.eqns):
             loop += self.reverse(inner, eq)
-        if x.slot in inner.live:
+        if x.slot in inner.active:
             loop.append(Assign(f"{scope.ct[e.inputs[1].slot]}[{t}]", inner.ct[x.slot], "+="))
         loop.append(Assign(f"{ctc}[:]" if dc else ctc, inner.ct[carry.slot]))  # a copy: the buffer is reused
         stmts = [Assign(ctc, f"{g}.copy()" if dc else g), *inner.hoist, ForRange(tr, f"{xs}.shape[0]", loop)]
-        if self.live(scope, e.inputs[0]):
+        if self.is_active(scope, e.inputs[0]):
             stmts.append(Assign(scope.ct[e.inputs[0].slot], ctc, "+="))
         return stmts
 
@@ -390,31 +385,20 @@ class _General:
         return self.allocate(scope, ct, var, f"{name}.shape", zeros=True)
 
     # -- the function --
-    def plan(self) -> Plan:
+    def plan(self) -> GeneralPlan:
         p = self.p
         self.bodies: dict[int, tuple[_Scope, int]] = {}
         top = _Scope("")
         head: list[Any] = []
-        offset = 0
-        blocks = []
-        for key, var in p.params.items():
-            name = f"p_{_ident(key)}"
-            top.bind(var, name, f"ct_{_ident(key)}")
-            top.live.add(var.slot)
-            size = int(np.prod(var.shape, dtype=int))
-            if not var.shape:
-                head.append(Assign(name, f"theta[{offset}]"))
-            elif len(var.shape) == 1:
-                head.append(Assign(name, f"theta[{offset}:{offset + size}]"))
+        for span in p.layout:
+            var, name = p.params[span.name], f"p_{_ident(span.name)}"
+            top.bind(var, name, f"ct_{_ident(span.name)}")
+            theta = f"theta[{span.start}]" if not var.shape else f"theta[{span.start}:{span.stop}]"
+            if len(var.shape) < 2:
+                head.append(Assign(name, theta))
             else:
-                head.append(
-                    Assign(
-                        name, f"np.ascontiguousarray(theta[{offset}:{offset + size}]).reshape({var.shape})"
-                    )
-                )
+                head.append(Assign(name, f"np.ascontiguousarray({theta}).reshape({var.shape})"))
                 head.append(Assign(f"{name}_f", f"{name}.reshape(-1)"))
-            blocks.append((var, offset, size))
-            offset += size
         data_names = []
         for key, var in p.data.items():
             name = f"d_{_ident(key)}"
@@ -422,9 +406,7 @@ class _General:
             data_names.append(name)
             if len(var.shape) >= 2:
                 head.append(Assign(f"{name}_f", f"{name}.reshape(-1)"))
-        for e in p.eqns:
-            if any(self.live(top, a) for a in e.inputs):
-                top.live.add(e.out.slot)
+        top.active.update(p.active)
         forward: list[Any] = []
         for e in p.eqns:
             forward += self.forward(top, e)
@@ -432,36 +414,34 @@ class _General:
             raise Unsupported("the log-likelihood is a constant: there is nothing to differentiate")
         value = top.value[p.out.slot]
         reverse: list[Any] = []
-        for var, _, _ in blocks:
-            reverse += self.zeros(top, var)
+        for span in p.layout:
+            reverse += self.zeros(top, p.params[span.name])
         for e in p.eqns:
-            if e.out.slot in top.live:
+            if e.out.slot in top.active:
                 reverse += self.zeros(top, e.out)
-        if p.out.slot in top.live:
+        if p.out.slot in top.active:
             reverse.append(Assign(top.ct[p.out.slot], "1.0"))
         for e in reversed(p.eqns):
             reverse += self.reverse(top, e)
         out = []
-        for var, off, size in blocks:
+        for span in p.layout:
+            var = p.params[span.name]
             ct = top.ct[var.slot]
             if not var.shape:
-                out.append(Assign(f"grad[{off}]", ct))
+                out.append(Assign(f"grad[{span.start}]", ct))
             else:
-                out.append(
-                    Assign(f"grad[{off}:{off + size}]", ct if len(var.shape) == 1 else f"{ct}.reshape(-1)")
-                )
+                grad = ct if len(var.shape) == 1 else f"{ct}.reshape(-1)"
+                out.append(Assign(f"grad[{span.start}:{span.stop}]", grad))
         constants = [
             Assign(f"{name}_f", f"{name}.reshape(-1)")
             for name, c in zip(self.constant_names, self.constants)
             if c.ndim >= 2
         ]
         lits = [Assign(f"c{k}", f"lits[{k}]") for k in range(len(self.literals))]
-        return Plan(
+        return GeneralPlan(
             name=p.name,
             data=[*data_names, *self.constant_names],
             data_keys=list(p.data),
-            work=[],
-            work_blocks=[],
             literals=self.literals,
             body=[*lits, *constants, *head, *forward, *reverse, *out],
             value=value,
@@ -471,7 +451,24 @@ class _General:
         )
 
 
-def general_plan(program: Program) -> Plan:
+_FORWARD = {
+    "elementwise": _General.forward_elementwise,
+    "reduce": _General.forward_reduce,
+    "gather": _General.forward_gather,
+    "matvec": _General.forward_matvec,
+}
+"""How each primitive kind becomes forward code; any other kind (``linalg``) calls its own kernel."""
+
+_REVERSE = {
+    "elementwise": _General.reverse_elementwise,
+    "reduce": _General.reverse_reduce,
+    "gather": _General.reverse_gather,
+    "matvec": _General.reverse_matvec,
+}
+"""How each primitive kind becomes reverse code; any other kind calls its ``<name>_adjoint<k>`` kernels."""
+
+
+def general_plan(program: Program) -> GeneralPlan:
     """The general plan of ``program`` (see the module docstring); ``Unsupported`` where a primitive
     lacks its templates or an equation has a shape the plan does not take."""
     return _General(program).plan()

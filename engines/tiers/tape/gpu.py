@@ -34,7 +34,7 @@ from engines.core.contract import Engine, Prepared
 from engines.tiers.tape.codegen import plan
 from engines.tiers.tape.gpu_render import BLOCKS_PER_SM, HOST_FUNCTION, THREADS, Rendered, render
 from engines.tiers.tape.program import programs
-from engines.tiers.tape.stmts import Plan
+from engines.tiers.tape.stmts import OnePassPlan
 from problems.base import Data, Problem
 
 # ---- the device side ----------------------------------------------------------------------------
@@ -164,7 +164,7 @@ class GpuEngine(Engine):
 
         return BLOCKS_PER_SM * cuda.get_current_device().MULTIPROCESSOR_COUNT
 
-    def generate(self, problem: Problem, data: Data) -> tuple[Rendered, Plan]:
+    def generate(self, problem: Problem, data: Data) -> tuple[Rendered, OnePassPlan]:
         """The generated module for ``problem`` on ``data``'s shapes: code generation only, no device."""
         program = programs.get(problem, data)
         the_plan = plan(program)

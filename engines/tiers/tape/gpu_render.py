@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engines.core.contract import Unsupported
-from engines.tiers.tape.stmts import Assign, ForRange, Loop, Plan, Reduce, Scatter
+from engines.tiers.tape.stmts import Assign, ForRange, Loop, OnePassPlan, Reduce, Scatter
 
 HOST_FUNCTION = "value_and_grad"
 THREADS = 128
@@ -237,7 +237,7 @@ def _host(stmts: list[Any], depth: int) -> list[str]:
     return lines
 
 
-def render(p: Plan, sizes: dict[str, int], dtype: str = "float64", threads: int = THREADS) -> Rendered:
+def render(p: OnePassPlan, sizes: dict[str, int], dtype: str = "float64", threads: int = THREADS) -> Rendered:
     """The plan as a module: kernels (one per loop) and the host function that launches them.
 
     ``sizes`` gives the length of each work vector (``p.work``). The host function is called as

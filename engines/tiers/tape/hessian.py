@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from engines.core.primitives import vjp
-from engines.tiers.tape.analysis import theta_dependent
 from engines.tiers.tape.program import Literal, Program, Tracer, Var, _apply, _Builder, check_program, ops
 from engines.tiers.tape.replay import Replay
 from problems.base import Data
@@ -53,7 +52,7 @@ def gradient_program(program: Program) -> Program:
     for e in program.eqns:
         env[e.out.slot] = _apply(e.prim, *map(read, e.inputs))
 
-    active = theta_dependent(program)
+    active = program.active
     adjoint: dict[int, Any] = {}
     if isinstance(program.out, Var) and program.out.slot in active:
         adjoint[program.out.slot] = 1.0
@@ -83,7 +82,7 @@ class TapeHessian:
     def __init__(self, program: Program, data: Data):
         self.program = gradient_program(program)
         self.replay = Replay(self.program, data)
-        self.k = sum(int(np.prod(v.shape, dtype=int)) for v in program.params.values())
+        self.k = program.layout[-1].stop if program.layout else 0
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
         k = self.k

@@ -20,13 +20,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from engines.core.ops import Arithmetic, Ops
 from engines.core.primitives import Primitive
-from problems.base import Block, Data, Problem
+from problems.base import Block, Data, Problem, Span, spans
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,37 @@ class Program:
     @property
     def inputs(self) -> list[Var]:
         return list(self.params.values()) + list(self.data.values())
+
+    # ---- facts of the program, computed once: every planner reads these ----
+
+    @cached_property
+    def layout(self) -> list[Span]:
+        """Where each theta block (``params``, in order) lies in the flat theta and gradient."""
+        return spans((name, var.shape) for name, var in self.params.items())
+
+    @cached_property
+    def active(self) -> frozenset[int]:
+        """The slots whose value depends on theta ("active", as in AD): only their cotangents are
+        ever computed, and only these are recomputed per call."""
+        active = {var.slot for var in self.params.values()}
+        for e in self.eqns:
+            if any(isinstance(a, Var) and a.slot in active for a in e.inputs):
+                active.add(e.out.slot)
+        return frozenset(active)
+
+    @cached_property
+    def needed(self) -> frozenset[int]:
+        """The slots the output needs: other equations (a value the program computes and never
+        uses, such as the log-likelihood itself inside a gradient program) need not run."""
+        needed = {self.out.slot} if isinstance(self.out, Var) else set()
+        for e in reversed(self.eqns):
+            if e.out.slot in needed:
+                needed.update(a.slot for a in e.inputs if isinstance(a, Var))
+        return frozenset(needed)
+
+    def is_active(self, atom: Atom) -> bool:
+        """Whether an operand depends on theta (a literal never does)."""
+        return isinstance(atom, Var) and atom.slot in self.active
 
     def op_counts(self) -> Counter[str]:
         return Counter(e.prim.name for e in self.eqns)
@@ -225,35 +257,42 @@ class Tracer(Arithmetic):
     __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _compare
 
 
+def _scatter_shape(prim: Primitive, shapes: list[tuple[int, ...]], atoms: list[Atom]) -> tuple[int, ...]:
+    """A scatter-add's output is as long as its length operand says, which must be a constant."""
+    size = atoms[2]
+    if not isinstance(size, Literal):
+        raise TypeError(f"the length of {prim.name} must be a constant, not a traced value")
+    return (int(size.value),)
+
+
+_OUT_SHAPE: dict[str, Callable[[Primitive, list[tuple[int, ...]], list[Atom]], tuple[int, ...]]] = {
+    "elementwise": lambda prim, shapes, atoms: tuple(np.broadcast_shapes(*shapes)),
+    "reduce": lambda prim, shapes, atoms: (),
+    "matvec": lambda prim, shapes, atoms: shapes[0][:-1],
+    "rmatvec": lambda prim, shapes, atoms: shapes[0][-1:],
+    "outer": lambda prim, shapes, atoms: shapes[0] + shapes[1],
+    "gather": lambda prim, shapes, atoms: shapes[1],
+    "scatter": _scatter_shape,
+}
+"""A primitive's output shape from its operands' shapes (and atoms), by the primitive's kind."""
+
+
 def _out_shape(prim: Primitive, atoms: list[Atom]) -> tuple[int, ...]:
-    """The output shape of ``prim`` from its operands' shapes, by the primitive's kind (a scatter-add
-    from the value of its length operand, a constant). A kind the tape does not know (an outside
+    """The output shape of ``prim`` from its operands: the primitive's own ``out_shape`` where it
+    has one, else its kind's (``_OUT_SHAPE``). A kind the tape does not know (an outside
     primitive's) gets the shape of its NumPy forward on zeros of the operands' shapes."""
     shapes = [a.shape for a in atoms]
     if prim.out_shape is not None:
         return tuple(prim.out_shape(*shapes))
-    if prim.kind not in _KNOWN_KINDS:
+    by_kind = _OUT_SHAPE.get(prim.kind)
+    if by_kind is None:
         probe = [a.value if isinstance(a, Literal) else np.zeros(a.shape, a.dtype) for a in atoms]
         return tuple(np.shape(prim.forward(*probe)))
-    if prim.kind == "reduce":
-        return ()
-    if prim.kind == "matvec":
-        return shapes[0][:-1]
-    if prim.kind == "rmatvec":
-        return shapes[0][-1:]
-    if prim.kind == "outer":
-        return shapes[0] + shapes[1]
-    if prim.kind == "gather":
-        return shapes[1]
-    if prim.kind == "scatter":
-        size = atoms[2]
-        if not isinstance(size, Literal):
-            raise TypeError(f"the length of {prim.name} must be a constant, not a traced value")
-        return (int(size.value),)
-    return tuple(np.broadcast_shapes(*shapes))
+    return tuple(by_kind(prim, shapes, atoms))
 
 
-_KNOWN_KINDS = frozenset({"elementwise", "reduce", "matvec", "rmatvec", "outer", "gather", "scatter"})
+_OUT_DTYPE: dict[str, Callable[[list[Atom]], str]] = {"gather": lambda atoms: _dtype_of(atoms[0])}
+"""The output dtype by kind where it is not the operands' promotion (a gather's is its table's)."""
 
 
 class _Builder:
@@ -283,9 +322,11 @@ class _Builder:
     ) -> Tracer:
         atoms: list[Atom] = [self.atom_of(a) if isinstance(a, Tracer) else Literal(a) for a in args]
         shape = _out_shape(prim, atoms)
-        dtype = "int64" if all(np.dtype(_dtype_of(a)).kind in "iu" for a in atoms) else "float64"
-        if prim.kind == "gather":
-            dtype = _dtype_of(atoms[0])
+        by_kind = _OUT_DTYPE.get(prim.kind)
+        if by_kind is not None:
+            dtype = by_kind(atoms)
+        else:
+            dtype = "int64" if all(np.dtype(_dtype_of(a)).kind in "iu" for a in atoms) else "float64"
         out = self.new_var(shape, dtype)
         self.eqns.append(Eqn(prim, tuple(atoms), out, params))
         return Tracer(out, self)

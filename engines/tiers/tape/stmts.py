@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from engines.core.contract import Unsupported
 from engines.core.primitives import PRIMITIVES, Primitive
 
@@ -124,10 +126,38 @@ class Loop:
 class Plan:
     """A value-and-gradient function: arguments, statements in order, and the value it returns.
 
-    The function is called as ``f(theta, lits, *data, *work, grad)``; it writes the gradient into
+    The function is called as ``f(theta, lits, *arguments(), grad)``; it writes the gradient into
     ``grad`` and returns the value. ``lits`` holds the tape's literals (so that the source does not
-    depend on n); ``work`` are zero-initialised vectors the function clears itself, each shaped like
-    the theta block named in ``work_blocks``.
+    depend on n); ``data`` names the data arrays, passed in the order of ``data_keys``. Each planner
+    has its own plan type: ``OnePassPlan`` (``engines.tiers.tape.codegen``) and ``GeneralPlan``
+    (``engines.tiers.tape.general``), which add the arguments and module source of their own.
+    """
+
+    name: str
+    data: list[str]
+    data_keys: list[str]
+    literals: list[Any]
+    body: list[Any]
+    value: str
+    loops: int
+
+    def arguments(self) -> list[str]:
+        """The parameters after ``lits`` and before ``grad``."""
+        return list(self.data)
+
+    def arrays(self, shapes: dict[str, tuple[int, ...]], data: dict[str, Any]) -> list[Any]:
+        """The arrays passed for ``arguments()``, from the data (``shapes``: each theta block's)."""
+        return [np.ascontiguousarray(data[k]) for k in self.data_keys]
+
+    def kernels(self) -> list[str]:
+        """Module-level source the function calls (none here)."""
+        return []
+
+
+@dataclass
+class OnePassPlan(Plan):
+    """The one-pass plan: the data arrays are followed by ``work``, zero-initialised vectors that
+    the function clears itself, each shaped like the theta block named in ``work_blocks``.
 
     Names in the statements: theta blocks and data arrays by their own names (``mu``, ``y``; ``y_i``
     is ``y[i]``), ``v<slot>`` the value of a tape slot, ``c<k>`` a literal, ``ct_<name>`` a cotangent,
@@ -135,16 +165,26 @@ class Plan:
     accumulated over the loop, and ``w<r>_<block>`` the same for a vector block (a work vector).
     """
 
-    name: str
-    data: list[str]
-    data_keys: list[str]
     work: list[str]
     work_blocks: list[str]
-    literals: list[Any]
-    body: list[Any]
-    value: str
-    loops: int = 0
+
+    def arguments(self) -> list[str]:
+        return [*self.data, *self.work]
+
+    def arrays(self, shapes: dict[str, tuple[int, ...]], data: dict[str, Any]) -> list[Any]:
+        return [*super().arrays(shapes, data), *(np.zeros(shapes[b]) for b in self.work_blocks)]
+
+
+@dataclass
+class GeneralPlan(Plan):
+    """The general plan: its array literals (``constants``) are passed after the data (their names
+    end ``data``), and ``preamble`` holds the primitives' kernels (``loops`` templates) it calls."""
+
     constants: list[Any] = field(default_factory=list)
-    """Array literals of the tape, passed after the data (the general plan; names at the end of ``data``)."""
     preamble: list[str] = field(default_factory=list)
-    """Module-level source the function calls: primitives' kernels (``loops`` templates)."""
+
+    def arrays(self, shapes: dict[str, tuple[int, ...]], data: dict[str, Any]) -> list[Any]:
+        return [*super().arrays(shapes, data), *self.constants]
+
+    def kernels(self) -> list[str]:
+        return list(self.preamble)
