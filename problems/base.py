@@ -150,8 +150,11 @@ class Problem:
         return "[" + ", ".join(b.describe() for b in self.blocks(n)) + "]"
 
     def split(self, theta: Any, n: int) -> dict[str, Any]:
-        """Cut a flat theta into its named blocks. Works on NumPy, JAX and PyTorch vectors alike."""
-        return {s.name: theta[s.index] for s in self.spans(n)}
+        """Cut a flat theta into its named blocks. Works on NumPy, JAX and PyTorch vectors alike.
+
+        The layout is laid out anew, not read from ``spans``' cache: a tracing compiler
+        (``torch.compile(dynamic=True)``) would guard on the cache's keys and compile once per n."""
+        return {s.name: theta[s.index] for s in spans((b.name, b.shape) for b in self.blocks(n))}
 
     def join(self, parts: dict[str, Any], n: int) -> np.ndarray:
         """Inverse of ``split``: a flat float64 theta from named blocks."""
