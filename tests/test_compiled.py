@@ -117,7 +117,7 @@ def test_a_primitive_without_templates_is_named():
 def test_normal_is_one_pass_over_the_data_with_no_array_created():
     source = _source("normal")
     assert source.count("for i in range(") == 1
-    assert "def value_and_grad(theta, lits, y, grad):" in source
+    assert "def value_and_grad(theta, lits, d_y, grad):" in source
     assert "np." not in source and "empty" not in source and "zeros" not in source
     # the source does not depend on n: literals such as -n arrive in lits
     assert _source("normal", 50) == _source("normal", 5000)
@@ -125,11 +125,11 @@ def test_normal_is_one_pass_over_the_data_with_no_array_created():
 
 def test_matvec_is_a_loop_and_gather_reverses_into_a_scatter_add():
     regression, hierarchical = _source("regression"), _source("hierarchical")
-    assert regression.count("for i in range(") == 1 and "v4 += (X[i, j] * beta[j])" in regression
-    assert "w11_beta[j] += (ct_v4 * X[i, j])" in regression
-    assert "v11 = z[g_i]" in hierarchical and "w20_z[g_i] += ct_v11" in hierarchical
+    assert regression.count("for i in range(") == 1 and "v4 += (d_X[i, j] * p_beta[j])" in regression
+    assert "w11_p_beta[j] += (ct_v4 * d_X[i, j])" in regression
+    assert "v11 = p_z[d_g_i]" in hierarchical and "w20_p_z[d_g_i] += ct_v11" in hierarchical
     # the data loop, and a loop over the J random effects for their prior
-    assert hierarchical.count("for i in range(") == 2 and "for i in range(z.shape[0])" in hierarchical
+    assert hierarchical.count("for i in range(") == 2 and "for i in range(p_z.shape[0])" in hierarchical
 
 
 def test_a_value_needed_after_a_reduction_is_recomputed_not_stored():
@@ -232,7 +232,9 @@ def test_show_prints_the_tape_and_the_generated_source(capsys):
     assert tape.startswith("tape normal: 3 inputs, 9 equations") and "[0] sub in=(2, 0) out=3" in tape
     assert main(["show", "--engine", "compiled", "--problem", "normal"]) == 0
     source = capsys.readouterr().out
-    assert "def value_and_grad(theta, lits, y, grad):" in source and "for i in range(y.shape[0])" in source
+    assert (
+        "def value_and_grad(theta, lits, d_y, grad):" in source and "for i in range(d_y.shape[0])" in source
+    )
 
 
 @pytest.mark.parametrize(
@@ -256,7 +258,7 @@ def test_a_reduction_whose_derivative_reads_its_value_takes_a_second_pass():
     assert (
         source.count("for i in range(") == 3 and "v8 = -math.inf" in source and "v8 = max(v8, v7)" in source
     )
-    assert "n8 = (n8 + (1.0 if v7 == v8 else 0.0))" in source and "(ct_v8 / n8) * d8_a" in source
+    assert "n8 = (n8 + (1.0 if v7 == v8 else 0.0))" in source and "(ct_v8 / n8) * d8_p_a" in source
     lse = LogLinearLse()
     source = render(plan(trace(lse.loglik, lse.blocks(10), lse.make_data(10, 0))))
     assert source.count("for i in range(") == 2 and "ct_v7 = math.exp(v7 - v10)" in source

@@ -117,7 +117,7 @@ def test_long_work_vectors_take_atomics_and_agree(monkeypatch):
     monkeypatch.setattr(gpu_render, "LOCAL_UP_TO", 0)
     problem = PROBLEMS["regression"]
     prepared = engine(threads=8, max_blocks=3).prepare(problem, problem.make_data(40, 0))
-    assert "cuda.atomic.add(w11_beta, j, (ct_v4 * X[i, j]))" in prepared.info["source"]
+    assert "cuda.atomic.add(w11_p_beta, j, (ct_v4 * d_X[i, j]))" in prepared.info["source"]
     assert "cuda.local.array" not in prepared.info["source"]
     assert check_cell(engine(threads=8, max_blocks=3), problem, 40).passed
 
@@ -165,10 +165,10 @@ def test_without_the_simulator_the_real_path_finds_no_device():
 
 def test_kernels_are_grid_stride_loops_with_block_sums_and_atomics():
     regression, hierarchical = _source("regression"), _source("hierarchical")
-    assert "for i in range(cuda.grid(1), X.shape[0], cuda.gridsize(1)):" in regression
-    assert "w11_beta = cuda.local.array(10, wide)" in regression  # the p-vector: per thread
+    assert "for i in range(cuda.grid(1), d_X.shape[0], cuda.gridsize(1)):" in regression
+    assert "w11_p_beta = cuda.local.array(10, wide)" in regression  # the p-vector: per thread
     assert (
-        "block_add(sm, out, 2 + j, w11_beta[j])" in regression
+        "block_add(sm, out, 2 + j, w11_p_beta[j])" in regression
         and "cuda.atomic.add(out, k, sm[0])" in regression
     )
     assert "cuda.atomic.add(w20_z, g_i, ct_v11)" in hierarchical  # the gather's reverse: scatter-add

@@ -157,7 +157,7 @@ def test_a_loop_is_one_step_in_the_source_and_its_index_arrays_constants():
         body.count("auto step0 = [&](const auto& b0_carry, const auto& b0_x) {") == 1 and "step1" not in body
     )
     assert (
-        "for (long t = 1; t < static_cast<long>(x_y_rest.size()); ++t) v37 = step0(v37, x_y_rest[t]);" in body
+        "for (long t = 1; t < static_cast<long>(d_y_rest.size()); ++t) v37 = step0(v37, d_y_rest[t]);" in body
     )
     assert "static const adt::IntVec k0{{0, 1, 2}, nullptr};" in body  # hmm's row gather of W
     # 3 row normalisers of W, the initial state, the end, and the step's 3, written once whatever T

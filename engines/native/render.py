@@ -6,12 +6,12 @@ statement per equation, and leaves differentiation to the library the source is 
 For the normal problem (``(y - mu) / exp(log_sigma)``, ...)::
 
     template <class G, class B0, class B1>
-    auto loglik(const B0& mu, const B1& log_sigma, const adt::Data& d) {
-      const auto& x_y = d.vec(0);
+    auto loglik(const B0& p_mu, const B1& p_log_sigma, const adt::Data& d) {
+      const auto& d_y = d.vec(0);
       const double c0 = d.lit(0);
       ...
-      const auto v3 = adt::subtract(G::lift(x_y), mu);
-      const auto v4 = adt::exp(log_sigma);
+      const auto v3 = adt::subtract(G::lift(d_y), p_mu);
+      const auto v4 = adt::exp(p_log_sigma);
       const auto v5 = adt::elt_divide(v3, v4);
       ...
       return v11;
@@ -46,12 +46,12 @@ time, as it records any loop of its scalar operations.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from engines.core.contract import Unsupported
+from engines.tiers.tape import names
 from engines.tiers.tape.program import Atom, Eqn, Literal, Program, Var, programs
 from engines.tiers.tape.scan import scan_ops
 from problems.base import Data, Problem
@@ -76,10 +76,6 @@ class Rendered:
     offsets: tuple[int, ...]
     sizes: tuple[int, ...]
     soa: bool
-
-
-def _ident(text: str) -> str:
-    return re.sub(r"\W", "_", text)
 
 
 def _data_kind(key: str, var: Var) -> int:
@@ -113,8 +109,8 @@ class _Renderer:
                 )
             self.literals.append(float(atom.value))
             k = len(self.literals) - 1
-            self.lines.append(f"{self.indent}const double c{k} = d.lit({k});")
-            return f"c{k}"
+            self.lines.append(f"{self.indent}const double {names.literal(k)} = d.lit({k});")
+            return names.literal(k)
         return self.names[atom.slot]
 
     def index_literal(self, value: np.ndarray) -> str:
@@ -123,8 +119,10 @@ class _Renderer:
         k = self.counter[1]
         self.counter[1] += 1
         entries = ", ".join(str(int(i)) for i in value)
-        self.lines.append(f"{self.indent}static const adt::IntVec k{k}{{{{{entries}}}, nullptr}};")
-        return f"k{k}"
+        self.lines.append(
+            f"{self.indent}static const adt::IntVec {names.constant(k)}{{{{{entries}}}, nullptr}};"
+        )
+        return names.constant(k)
 
     def scan(self, e: Eqn) -> None:
         """``ops.scan`` (``engines.tiers.tape.scan``) as a loop of C++: the body a generic lambda over
@@ -138,9 +136,9 @@ class _Renderer:
         self.counter[0] += 1
         inner = _Renderer(body, frozenset())
         inner.literals, inner.counter = self.literals, self.counter
-        inner.prefix, inner.indent = f"b{m}_", self.indent + "  "
+        inner.prefix, inner.indent = names.body(m), self.indent + "  "
         carry, x, *free = body.params.values()
-        inner.names = {carry.slot: f"b{m}_carry", x.slot: f"b{m}_x"}
+        inner.names = {carry.slot: f"{inner.prefix}carry", x.slot: f"{inner.prefix}x"}
         inner.active = {carry.slot} | ({x.slot} if xs.slot in self.active else set())
         for var, outer in zip(free, e.inputs[2:]):
             inner.names[var.slot] = self.operand(outer)
@@ -149,11 +147,11 @@ class _Renderer:
         for eq in body.eqns:
             inner.equation(eq)
         out = inner.operand(body.out)
-        name, rows = f"{self.prefix}v{e.out.slot}", self.names[xs.slot]
+        name, rows = names.value(e.out.slot, self.prefix), self.names[xs.slot]
         self.active.add(e.out.slot)
         self.names[e.out.slot] = name
         self.lines += [
-            f"{self.indent}auto step{m} = [&](const auto& b{m}_carry, const auto& b{m}_x) {{",
+            f"{self.indent}auto step{m} = [&](const auto& {inner.prefix}carry, const auto& {inner.prefix}x) {{",
             *inner.lines,
             f"{inner.indent}return {out};",
             f"{self.indent}}};",
@@ -189,21 +187,20 @@ class _Renderer:
             ) from None
         if active:
             self.active.add(e.out.slot)
-        name = f"{self.prefix}v{e.out.slot}"
+        name = names.value(e.out.slot, self.prefix)
         self.names[e.out.slot] = name
         self.lines.append(f"{self.indent}const auto {name} = {expr};  // {e.prim.name}")
 
     def render(self) -> Rendered:
         p = self.p
         blocks = list(p.params.items())
-        params = []
+        params, taken = [], set()
         for k, (block, var) in enumerate(blocks):
             if len(var.shape) > 1:
                 raise Unsupported(
                     f"the C++ renderer takes scalar and vector theta blocks, not {var.type_text}"
                 )
-            ident = f"p_{_ident(block)}"
-            self.names[var.slot] = ident if ident not in self.names.values() else f"{ident}_{k}"
+            self.names[var.slot] = names.unique(names.param(block), taken)
             params.append(f"const B{k}& {self.names[var.slot]}")
         kinds = []
         accessor = {F64_SCALAR: "double", F64_VECTOR: "auto&", F64_MATRIX: "auto&", I64_VECTOR: "auto&"}
@@ -211,8 +208,7 @@ class _Renderer:
         for i, (key, var) in enumerate(p.data.items()):
             kind = _data_kind(key, var)
             kinds.append(kind)
-            ident = f"x_{_ident(key)}"
-            self.names[var.slot] = ident if ident not in self.names.values() else f"{ident}_{i}"
+            self.names[var.slot] = names.unique(names.data(key), taken)
             self.lines.append(f"  const {accessor[kind]} {self.names[var.slot]} = d.{call[kind]}({i});")
         for e in p.eqns:
             self.equation(e)
@@ -243,7 +239,7 @@ class _Renderer:
             ]
         )
         digest = hashlib.sha256(body.encode()).hexdigest()[:12]
-        name = f"{_ident(p.name) or 'program'}_{digest}"
+        name = f"{names.identifier(p.name) or 'program'}_{digest}"
         return Rendered(
             name=name,
             body=body.replace(NAME_PLACEHOLDER, name),

@@ -34,34 +34,17 @@ the same plan with grid-stride loops, block reductions and atomics.
 
 from __future__ import annotations
 
-import keyword
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from engines.core.contract import Unsupported
+from engines.tiers.tape import names
 from engines.tiers.tape.program import Atom, Eqn, Literal, Program, Var
 from engines.tiers.tape.stmts import Assign, ForRange, Loop, OnePassPlan, Reduce, Scatter, fill, templates_of
 
 # ---- planning -----------------------------------------------------------------------------------
-
-_RESERVED = {"theta", "lits", "grad", "math", "np", "i", "j"}
-
-
-def _identifier(name: str, taken: set[str]) -> str:
-    """A Python identifier for a theta block or data key that clashes with nothing generated."""
-    ident = re.sub(r"\W", "_", name)
-    if not ident or ident[0].isdigit() or keyword.iskeyword(ident) or ident in _RESERVED:
-        ident = "x_" + ident
-    if re.fullmatch(r"(v|ct|d|w)\d+.*", ident):
-        ident = "x_" + ident
-    while ident in taken:
-        ident += "_"
-    taken.add(ident)
-    return ident
-
 
 UNROLL_UP_TO = 4
 """A matvec's inner loop is written with its length as a constant up to this p, so that the compiler
@@ -77,8 +60,8 @@ class _Planner:
         self.p = program
         self.eqn_of: dict[int, Eqn] = {e.out.slot: e for e in program.eqns}
         taken: set[str] = set()
-        self.input_name = {var.slot: _identifier(k, taken) for k, var in program.params.items()}
-        self.data_name = {var.slot: _identifier(k, taken) for k, var in program.data.items()}
+        self.input_name = {var.slot: names.unique(names.param(k), taken) for k, var in program.params.items()}
+        self.data_name = {var.slot: names.unique(names.data(k), taken) for k, var in program.data.items()}
         self.literals: list[Any] = []
         self.literal_name: dict[int, str] = {}
         for e in program.eqns:
@@ -89,7 +72,7 @@ class _Planner:
                         raise Unsupported(
                             f"equation {e}: array literals are not supported; pass the array as data"
                         )
-                    self.literal_name[id(a)] = f"c{len(self.literals)}"
+                    self.literal_name[id(a)] = names.literal(len(self.literals))
                     self.literals.append(a.value)
 
         self.active = program.active
@@ -123,16 +106,16 @@ class _Planner:
             return self.input_name[atom.slot]
         if atom.slot in self.data_name:
             return self.data_name[atom.slot]
-        return f"v{atom.slot}"
+        return names.value(atom.slot)
 
     def element(self, atom: Atom, loop_atoms: set[int]) -> str:
         """The name of an operand at element i: a per-element load for inputs read along the loop."""
         if isinstance(atom, Var) and atom.slot in loop_atoms and atom.slot not in self.eqn_of:
-            return f"{self.value(atom)}_i"
+            return names.element(self.value(atom))
         return self.value(atom)
 
     def cotangent(self, atom: Var) -> str:
-        return f"ct_{self.value(atom)}"
+        return names.cotangent(self.value(atom))
 
     # -- the plan --
     def plan(self) -> OnePassPlan:
@@ -319,7 +302,7 @@ class _LoopWriter:
         """The operand at element i, loading an input vector's element once per iteration."""
         is_input = isinstance(a, Var) and a.slot in self.loop_atoms and a.slot not in self.pl.eqn_of
         if is_input and len(a.shape) == 1 and a.slot not in self.loaded:
-            self.body.append(Assign(f"{self.pl.value(a)}_i", f"{self.pl.value(a)}[i]"))
+            self.body.append(Assign(names.element(self.pl.value(a)), f"{self.pl.value(a)}[i]"))
             self.loaded.add(a.slot)
         return self.pl.element(a, self.loop_atoms)
 
@@ -364,7 +347,7 @@ class _LoopWriter:
         red_t = templates_of(r.prim)
         weight = fill(red_t["adjoint"][0], r.prim, g="1.0", x=self.element(r.inputs[0]), ans=pl.value(r.out))
         if red_t.get("normalise"):
-            total = pl.normaliser[r.out.slot] = f"n{r.out.slot}"
+            total = pl.normaliser[r.out.slot] = names.normaliser(r.out.slot)
             self.accumulators.append(total)
             self.body.append(Reduce(total, weight, f"({total} + {weight})"))
         self.contribute(r, terms, assigned, r.inputs[0], weight)
@@ -413,13 +396,13 @@ class _LoopWriter:
             self.body.append(Assign(ct, expr, "+=" if ct in assigned else "="))
             assigned.add(ct)
         elif a.shape == () and index is None:
-            d = f"d{r.out.slot}_{pl.value(a)}"
+            d = names.accumulator(r.out.slot, pl.value(a))
             if d not in self.accumulators:
                 self.accumulators.append(d)
                 terms.append((pl.cotangent(a), d))
             self.body.append(Reduce(d, expr, f"({d} + {expr})"))
         elif pl.is_theta(a):
-            w = f"w{r.out.slot}_{pl.value(a)}"
+            w = names.work(r.out.slot, pl.value(a))
             if w not in self.work:
                 self.work.append(w)
                 pl.work.append(w)

@@ -30,12 +30,12 @@ does not depend on n (lengths are read from the arrays), except through theta's 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
 from engines.core.contract import Unsupported
+from engines.tiers.tape import names
 from engines.tiers.tape.program import Atom, Eqn, Literal, Program, Var
 from engines.tiers.tape.stmts import REQUIRED, Assign, ForRange, GeneralPlan, fill, templates_of
 
@@ -46,10 +46,6 @@ kernels (``loops``)."""
 
 def _templates(prim: Any) -> dict[str, Any]:
     return templates_of(prim, GENERAL_REQUIRED)
-
-
-def _ident(text: str) -> str:
-    return re.sub(r"\W", "_", text)
 
 
 class _Scope:
@@ -71,12 +67,13 @@ class _Scope:
             self.ct[var.slot] = ct
 
     def new(self, var: Var) -> str:
-        self.bind(var, f"{self.prefix}v{var.slot}", f"{self.prefix}ct{var.slot}")
+        name = names.value(var.slot, self.prefix)
+        self.bind(var, name, names.cotangent(name))
         return self.value[var.slot]
 
 
 def _flat(name: str, ndim: int) -> str:
-    return f"{name}_f" if ndim >= 2 else name
+    return names.flat(name) if ndim >= 2 else name
 
 
 class _General:
@@ -117,7 +114,7 @@ class _General:
         array = np.ascontiguousarray(value)
         if array.dtype.kind not in "fiu" or array.ndim > 2:
             raise Unsupported(f"the general plan takes 1-D and 2-D numeric array literals, not {a}")
-        name = f"k{len(self.constants)}"
+        name = names.constant(len(self.constants))
         self.constants.append(array)
         self.constant_names.append(name)
         return name, array.ndim
@@ -137,7 +134,7 @@ class _General:
         shape = shape_of if scope.hoist is None else repr(var.shape)
         out = [Assign(name, f"np.{'zeros' if zeros else 'empty'}({shape})")]
         if ndim >= 2:
-            out.append(Assign(f"{name}_f", f"{name}.reshape(-1)"))
+            out.append(Assign(names.flat(name), f"{name}.reshape(-1)"))
         if scope.hoist is None:
             return out
         scope.hoist += out
@@ -210,12 +207,12 @@ class _General:
         self.kernels[e.prim.name] = t["loops"]
         out = [Assign(o, f"{e.prim.name}_forward({', '.join(n for n, _ in ops)})")]
         if len(e.out.shape) >= 2:
-            out.append(Assign(f"{o}_f", f"{o}.reshape(-1)"))
+            out.append(Assign(names.flat(o), f"{o}.reshape(-1)"))
         return out
 
     def fill(self, template: str, e: Eqn, operands: list[tuple[str, int]], **extra: str) -> str:
-        names = dict(zip("xyz", (n for n, _ in operands)))
-        return fill(template, e.prim, **names, **extra)
+        named = dict(zip("xyz", (n for n, _ in operands)))
+        return fill(template, e.prim, **named, **extra)
 
     # -- reverse: one function per primitive kind (``_REVERSE``) --
     def reverse(self, scope: _Scope, e: Eqn) -> list[Any]:
@@ -325,10 +322,10 @@ class _General:
         return stmts
 
     def body_scope(self, scope: _Scope, e: Eqn, body: Program, m: int) -> _Scope:
-        inner = _Scope(f"b{m}_")
+        inner = _Scope(names.body(m))
         carry, x, *free = body.params.values()
-        inner.bind(carry, f"b{m}_carry", f"b{m}_ct_carry")
-        inner.bind(x, f"b{m}_x", f"b{m}_ct_x")
+        for var, role in ((carry, "carry"), (x, "x")):
+            inner.bind(var, names.body(m) + role, names.cotangent(names.body(m) + role))
         for var, outer in zip(free, e.inputs[2:]):
             name, _ = self.atom(scope, outer)
             inner.bind(var, name, scope.ct.get(outer.slot) if isinstance(outer, Var) else None)
@@ -356,7 +353,7 @@ class _General:
         (_, dc), (xs, _) = self.atom(scope, e.inputs[0]), self.atom(scope, e.inputs[1])
         cs, tr, t = f"cs{m}", f"r{m}", f"t{m}"
         g = scope.ct[e.out.slot]
-        ctc = f"b{m}_ct_next"
+        ctc = names.cotangent(names.body(m) + "next")
         inner.hoist = []
         loop = [Assign(t, f"{xs}.shape[0] - 1 - {tr}")]
         loop += self.body_forward(inner, body, cs, xs, t)
@@ -391,21 +388,21 @@ class _General:
         top = _Scope("")
         head: list[Any] = []
         for span in p.layout:
-            var, name = p.params[span.name], f"p_{_ident(span.name)}"
-            top.bind(var, name, f"ct_{_ident(span.name)}")
+            var, name = p.params[span.name], names.param(span.name)
+            top.bind(var, name, names.cotangent(name))
             theta = f"theta[{span.start}]" if not var.shape else f"theta[{span.start}:{span.stop}]"
             if len(var.shape) < 2:
                 head.append(Assign(name, theta))
             else:
                 head.append(Assign(name, f"np.ascontiguousarray({theta}).reshape({var.shape})"))
-                head.append(Assign(f"{name}_f", f"{name}.reshape(-1)"))
+                head.append(Assign(names.flat(name), f"{name}.reshape(-1)"))
         data_names = []
         for key, var in p.data.items():
-            name = f"d_{_ident(key)}"
+            name = names.data(key)
             top.bind(var, name)
             data_names.append(name)
             if len(var.shape) >= 2:
-                head.append(Assign(f"{name}_f", f"{name}.reshape(-1)"))
+                head.append(Assign(names.flat(name), f"{name}.reshape(-1)"))
         top.active.update(p.active)
         forward: list[Any] = []
         for e in p.eqns:
@@ -433,7 +430,7 @@ class _General:
                 grad = ct if len(var.shape) == 1 else f"{ct}.reshape(-1)"
                 out.append(Assign(f"grad[{span.start}:{span.stop}]", grad))
         constants = [
-            Assign(f"{name}_f", f"{name}.reshape(-1)")
+            Assign(names.flat(name), f"{name}.reshape(-1)")
             for name, c in zip(self.constant_names, self.constants)
             if c.ndim >= 2
         ]
