@@ -1,4 +1,4 @@
-"""Shared test setup: compiled engines write their disk cache to a temporary directory, never the user's.
+"""Shared test setup: compiled engines write their disk caches to a temporary directory, never the user's.
 
 ``make test`` runs the suite on two pytest-xdist workers; they share one cache directory (the
 parent of their temporary directories), so a C++ library, a numba function or a TMB template is
@@ -20,5 +20,8 @@ def _compiled_cache_in_tmp(tmp_path_factory):
         cache = tmp_path_factory.mktemp("compiled-cache")
     mp = pytest.MonkeyPatch()
     mp.setenv("ADTIERS_CACHE_DIR", str(cache))
+    # torch.compile's inductor keeps its own cache (/tmp/torchinductor_<user> by default): in the
+    # run's folder too, so that a second run on the same machine compiles as a fresh machine would
+    mp.setenv("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
     yield
     mp.undo()

@@ -292,6 +292,8 @@ def test_two_shards_hold_exactly_the_cells_of_the_unsharded_run(tmp_path):
         "--fit-n",
         "0",
         "--no-probes",
+        "--processes",
+        "1",
     ]
     runs = {}
     for label, extra in (("all", []), ("1", ["--shard", "1/2"]), ("2", ["--shard", "2/2"])):
