@@ -171,7 +171,7 @@ def test_kernels_are_grid_stride_loops_with_block_sums_and_atomics():
         "block_add(sm, out, 2 + j, w11_p_beta[j])" in regression
         and "cuda.atomic.add(out, k, sm[0])" in regression
     )
-    assert "cuda.atomic.add(w20_z, g_i, ct_v11)" in hierarchical  # the gather's reverse: scatter-add
+    assert "cuda.atomic.add(w20_p_z, d_g_i, ct_v11)" in hierarchical  # the gather's reverse: scatter-add
     assert hierarchical.count("@cuda.jit\ndef loop") == 2 and hierarchical.count("dev.fetch()") == 1
     assert "def value_and_grad(theta, lits, dev, X, g, y, grad):" in hierarchical
 
@@ -225,7 +225,7 @@ def test_show_prints_the_kernels_without_a_device(capsys):
     assert main(["show", "--engine", "gpu", "--problem", "normal", "--n", "10"]) == 0
     out = capsys.readouterr().out
     assert (
-        out.startswith('"""GPU kernels and host launcher of normal') and "def loop0(out, mu, v4, y):" in out
+        out.startswith('"""GPU kernels and host launcher of normal') and "def loop0(out, d_y, p_mu, v4):" in out
     )
 
 
