@@ -173,7 +173,7 @@ def test_kernels_are_grid_stride_loops_with_block_sums_and_atomics():
     )
     assert "cuda.atomic.add(w20_p_z, d_g_i, ct_v11)" in hierarchical  # the gather's reverse: scatter-add
     assert hierarchical.count("@cuda.jit\ndef loop") == 2 and hierarchical.count("dev.fetch()") == 1
-    assert "def value_and_grad(theta, lits, dev, X, g, y, grad):" in hierarchical
+    assert "def value_and_grad(theta, lits, dev, d_X, d_g, d_y, grad):" in hierarchical
 
 
 @pytest.mark.parametrize("name", list(PROBLEMS))
@@ -225,7 +225,8 @@ def test_show_prints_the_kernels_without_a_device(capsys):
     assert main(["show", "--engine", "gpu", "--problem", "normal", "--n", "10"]) == 0
     out = capsys.readouterr().out
     assert (
-        out.startswith('"""GPU kernels and host launcher of normal') and "def loop0(out, d_y, p_mu, v4):" in out
+        out.startswith('"""GPU kernels and host launcher of normal')
+        and "def loop0(out, d_y, p_mu, v4):" in out
     )
 
 
