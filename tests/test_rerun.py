@@ -120,6 +120,9 @@ def test_an_injected_slowdown_is_caught_and_an_a_a_pair_passes(monkeypatch, tmp_
     assert "compare flagged 0 of 4 cells" in out and "--fail-above 1.5 would pass" in out
     kept = load(b)["stability"]
     assert kept["cells"] == 4 and kept["false_alarm_rate"] == 0.0 and kept["fail_above_passes"]
+    # every cell of the fake waits 300 µs: all four are over the 10 µs split, none under it
+    assert kept["within_by_size"]["over"]["cells"] == 4 and kept["within_by_size"]["under"]["cells"] == 0
+    assert "4 cells over 10 µs" in out and "0 cells under 10 µs: – within ±5%" in out
 
 
 def test_counting_gives_instructions_and_an_engine_that_cannot_be_counted_is_unsupported(tmp_path):

@@ -4,7 +4,9 @@ Two runs of the same code, back to back, should agree. The command runs the chos
 (``adtiers bench`` with ``--fit-n 0 --no-probes``; or takes two results files already made) and
 prints what a user needs before gating CI on this machine:
 
-- the rerun spread: the share of cells whose medians agree within 5%, 10%, 25% (ratio B/A);
+- the rerun spread: the share of cells whose medians agree within 5%, 10%, 25% (ratio B/A), over
+  all cells and apart for cells under and over ``SPLIT_S`` (10 µs: where the per-call overhead of
+  the timing loop and the machine's short bursts weigh most);
 - the drift of the whole machine (the ratio of the runs' calibration medians) and the spread
   left once it is divided out;
 - ``adtiers compare``'s false-alarm rate on the pair: the share of cells it calls significant,
@@ -34,6 +36,8 @@ from harness.units import size_n as format_size
 BANDS = (0.05, 0.10, 0.20, 0.25)
 FAIL_ABOVE = 1.5
 NOISIEST = 10
+SPLIT_S = 10e-6
+"""The stability summary also gives the rerun spread of cells under and over this median time (A's)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,6 +95,12 @@ def measure(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     def share(values: np.ndarray, band: float) -> float | None:
         return float(np.mean(values <= np.log1p(band))) if values.size else None
 
+    base = table["base_median_s"].to_numpy(dtype=float) if len(table) else np.empty(0)
+    under = base < SPLIT_S
+    by_size = {
+        label: {"cells": int(np.sum(mask)), **{f"{band:.0%}": share(change[mask], band) for band in BANDS}}
+        for label, mask in (("under", under), ("over", ~under))
+    }
     flagged = table["verdict"].isin(["faster", "slower"]) if len(table) else []
     slower_beyond = (
         table[(table["verdict"] == "slower") & (table["ratio"] > FAIL_ABOVE)] if len(table) else []
@@ -121,6 +131,8 @@ def measure(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         "b": (b.get("run") or {}).get("id"),
         "cells": int(len(table)),
         "within": {f"{band:.0%}": share(change, band) for band in BANDS},
+        "within_by_size": by_size,
+        "split_s": SPLIT_S,
         "drift": drift,
         "within_after_drift": {f"{band:.0%}": share(corrected, band) for band in BANDS},
         "flagged": int(np.sum(flagged)),
@@ -143,6 +155,11 @@ def describe(s: dict[str, Any]) -> str:
     lines = [
         f"A/A pair {s['a']} / {s['b']}: {s['cells']} cells measured in both (the harness floor left out)",
         "rerun spread: " + ", ".join(f"{pct(v)} within ±{k}" for k, v in s["within"].items()),
+    ]
+    for label, part in (s.get("within_by_size") or {}).items():
+        bands = ", ".join(f"{pct(v)} within ±{k}" for k, v in part.items() if k != "cells")
+        lines.append(f"  {part['cells']} cells {label} {format_seconds(s['split_s'])}: {bands}")
+    lines += [
         f"machine drift B/A {s['drift']:.3f}; after dividing it out: "
         + ", ".join(f"{pct(v)} within ±{k}" for k, v in s["within_after_drift"].items()),
         f"compare flagged {s['flagged']} of {s['cells']} cells ({pct(s['false_alarm_rate'])}; built for "
