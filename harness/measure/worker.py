@@ -44,6 +44,10 @@ from harness.measure.cell import CellSettings, measure_cell
 from problems.base import Problem
 
 POLL_S = 0.1
+# The start's own watchdog floor: a fresh interpreter, the harness's imports and the engine's
+# availability probe take seconds on a loaded 2-core machine (over 3 s measured under a parallel
+# test run), which is the machine's cost, not the cell's. A start waits max(cell timeout, this).
+START_TIMEOUT_S = 60.0
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -283,13 +287,13 @@ class Worker:
             ) from None
 
     def _start(self, timeout: float) -> None:
-        """Launch the worker unless it runs, and wait for its start reply unless it came; a
-        WorkerFailure when it cannot set up the engine."""
+        """Launch the worker unless it runs, and wait for its start reply unless it came (at least
+        ``START_TIMEOUT_S``); a WorkerFailure when it cannot set up the engine."""
         if self.process is None:
             self.launch()
         if self.ready:
             return
-        reply = self._receive(timeout, "starting")
+        reply = self._receive(max(timeout, START_TIMEOUT_S), "starting")
         self.probed = tuple(reply["availability"]) if reply.get("availability") else self.probed
         if not reply.get("ready"):
             self.stop()
