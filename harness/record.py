@@ -47,10 +47,15 @@ class FirstCall:
 class Timing:
     """Seconds per call of one timed callable, over every merged process.
 
-    ``median_s`` is the median of the process medians and ``ci_low_s``/``ci_high_s`` its 95%
-    hierarchical bootstrap interval; the quartiles, minimum, mean and standard deviation pool all
-    rounds. ``samples_s`` holds every round, process after process, split back by ``process_rounds``;
-    ``spread = (max - min) / median`` of ``process_medians_s`` (None with one process).
+    A process's estimate (``process_medians_s``) is the median of its fast rounds, those whose
+    ``probes_s`` reading is within ``FAST`` of ``phase_ref_s`` (``harness.measure.timing``), or of
+    all its rounds where it has none; ``median_s`` is the median of the estimates of the processes
+    that have fast rounds, and ``ci_low_s``/``ci_high_s`` its 95% hierarchical bootstrap interval;
+    the quartiles, mean and standard deviation pool the rounds the estimate uses, the minimum all.
+    ``samples_s`` holds every round, process after process, split back by ``process_rounds``;
+    ``process_fast_rounds`` counts each process's fast ones; ``spread = (max - min) / median`` of
+    the estimates (None with one process); ``unstable`` says why the estimate may not survive a
+    rerun (a process with too few fast rounds, or estimates more than 10% apart), else None.
     """
 
     median_s: float | None = None
@@ -68,6 +73,10 @@ class Timing:
     process_rounds: list[int] | None = None
     process_medians_s: list[float] | None = None
     spread: float | None = None
+    probes_s: list[float] | None = None
+    process_fast_rounds: list[int] | None = None
+    phase_ref_s: float | None = None
+    unstable: str | None = None
 
     @classmethod
     def of(cls, stats: dict[str, Any]) -> Timing:
@@ -89,6 +98,10 @@ class Timing:
             process_rounds=stats.get("process_rounds"),
             process_medians_s=stats.get("process_medians"),
             spread=stats.get("spread"),
+            probes_s=stats.get("probes"),
+            process_fast_rounds=stats.get("process_fast_rounds"),
+            phase_ref_s=stats.get("phase_ref"),
+            unstable=stats.get("unstable"),
         )
 
 

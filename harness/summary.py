@@ -62,7 +62,7 @@ def tables(doc: dict[str, Any]) -> str:
             if times:
                 fastest[n] = min(times)[1]
         header = f"{'engine':<16}" + "".join(f"{'n=' + format_size(n):>{width}}" for n in sizes)
-        out += [f"{problem}: {what} (* fastest, ! processes disagree > 10%)", header, "-" * len(header)]
+        out += [f"{problem}: {what} (* fastest, ! unstable estimate)", header, "-" * len(header)]
         for e in engines:
             row = f"{e:<16}"
             for n in sizes:
@@ -70,7 +70,7 @@ def tables(doc: dict[str, Any]) -> str:
                 if c is None:
                     text = ""
                 elif c["status"] == "ok":
-                    mark = "*" if fastest.get(n) == e else "!" if (c.get("vg_spread") or 0) > 0.1 else " "
+                    mark = "*" if fastest.get(n) == e else "!" if c.get("vg_unstable") else " "
                     text = format_measure(c) + mark
                 else:
                     text = BRIEF.get(c["status"], c["status"]) + " "

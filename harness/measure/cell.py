@@ -31,7 +31,7 @@ from engines.core.contract import Engine, Unsupported
 from harness.measure.correctness import check_cell
 from harness.measure.memory import peak_memory
 from harness.measure.schedule import over_budget
-from harness.measure.timing import TimingSettings, time_call
+from harness.measure.timing import TimingSettings, more_rounds, time_call
 from harness.record import CellRecord, Check, Counts, FirstCall, GraphSize, Memory, Timing
 from harness.results import CELL_FIELDS, encode_cell
 from problems.base import Problem
@@ -49,6 +49,8 @@ class CellSettings:
     counter: str | None = None
     """``"instructions"``: count the steady-state calls under callgrind instead of timing them."""
     counted_calls: int = 5
+    hold: bool = False
+    """Keep the last timed cell's calls (``HELD``) for ``more_cell_rounds``, until ``release``."""
 
 
 DEVICE_SPLIT = ("transfer_s", "kernel_s")
@@ -60,9 +62,36 @@ REPLY_ABSENT = frozenset(CELL_FIELDS) - {"status", "reason"}
 cell (its identity, its processes) is the recorder's."""
 
 
+HELD: dict[str, Any] = {}
+"""The last timed cell of this worker (``CellSettings.hold``): its (problem, n), and per callable
+(``vg``, ``value``) the call, its argument and its calls per round."""
+
+
+def more_cell_rounds(
+    engine: Engine, cell: tuple[str, int], which: tuple[str, ...], seconds: float, settings: CellSettings
+) -> dict[str, Any]:
+    """More rounds of the held cell's callables ``which`` (``harness.measure.timing.more_rounds``),
+    about ``seconds`` each: ``{name: {"samples": [...], "probes": [...]}}``; an error reply when the
+    worker holds another cell or none."""
+    if HELD.get("cell") != tuple(cell):
+        return {"status": "error", "reason": f"no held cell {cell} (holding {HELD.get('cell')})"}
+    out: dict[str, Any] = {}
+    for name in which:
+        fn, theta, iterations = HELD[name]
+        rounds = more_rounds(fn, (theta,), iterations, seconds)
+        out[name] = {"samples": rounds.samples, "probes": rounds.probes}
+    return out
+
+
+def release(engine: Engine, settings: CellSettings) -> None:
+    """Drop the held cell, so that its prepared object and data can be freed."""
+    HELD.clear()
+
+
 def measure_cell(engine: Engine, problem: Problem, n: int, settings: CellSettings) -> dict[str, Any]:
     """The measured fields of one cell, with ``status`` and ``reason`` (see ``results.STATUSES``):
     ``record`` is built typed and encoded once, by ``harness.results.encode_cell``."""
+    HELD.clear()
     record = CellRecord(status="error", absent=REPLY_ABSENT)
     _measure(record, engine, problem, n, settings)
     return encode_cell(record)
@@ -129,6 +158,10 @@ def _measure(record: CellRecord, engine: Engine, problem: Problem, n: int, setti
             value = time_call("value", prepared.value, theta, settings=timing, expected_s=value_s)
             record.vg, record.value = Timing.of(vg), Timing.of(value)
             record.grad_ratio = vg["median"] / value["median"] if value["median"] > 0 else None
+            if settings.hold:
+                HELD["cell"] = (problem.name, n)
+                HELD["vg"] = (prepared.value_and_grad, theta, vg["iterations"])
+                HELD["value"] = (prepared.value, theta, value["iterations"])
 
         step = "memory"
         if settings.counter is not None:  # tracemalloc would be counted too; memory comes from a timing run

@@ -29,7 +29,7 @@ from harness.measure.cell import CellSettings
 from harness.measure.provenance import engine_provenance
 from harness.measure.schedule import Limits, NotRun, in_shard
 from harness.results import CELL_FIELDS, SCHEMA, ResultsError, write_atomic
-from harness.stats.replicates import add_process
+from harness.stats.replicates import FAST, add_process
 from harness.summary import format_seconds, format_size, tables
 from problems.base import Problem
 
@@ -116,10 +116,12 @@ class Recorder:
                 "order": order,
                 "counter": cell.counter,
                 "max_time_s": cell.timing.max_time,
-                "min_time_s": cell.timing.min_time,
+                "round_s": cell.timing.round_s,
                 "min_rounds": cell.timing.min_rounds,
                 "seed": cell.seed,
-                "timer": "time.perf_counter (pytest-benchmark BenchmarkFixture)",
+                "timer": "time.perf_counter, rounds paired with a phase probe (harness.measure.timing)",
+                "fast": FAST,
+                "phase_ref_s": None,
             },
             "problems": {
                 p.name: {"sense": p.sense, "size_word": p.size_word, "layout_n10": p.layout(10)}
@@ -140,6 +142,8 @@ class Recorder:
         self.parallel = 1
         """How many measurements run at once (a cluster's workers): the time left is shared among them."""
         self.written: int | None = None  # the cells of the last save that succeeded
+        self.phase_ref: float | None = None
+        """The fastest phase-probe reading of the run so far: what a fast round is measured from."""
 
     # ---- engines and the plan ----------------------------------------------------------------
     def record_engines(self, verdicts: list[tuple[Engine, NotRun | None]]) -> list[Engine]:
@@ -216,10 +220,28 @@ class Recorder:
             cell = self.add(engine, problem, n, dict(where))
         if "cell_s" in fields:
             self.seconds.setdefault((engine.name, n), []).append(fields["cell_s"])
-        add_process(cell, self.raw.setdefault(key, {}), fields, k)
+        self.see_probes(fields)
+        add_process(cell, self.raw.setdefault(key, {}), fields, k, self.phase_ref)
         if cell["status"] != "ok":
             self.drop_pending(key)
         return cell
+
+    def seed_phase(self, seconds: float = 1.0) -> None:
+        """A first phase reference: the fastest of ``seconds`` of probe readings in this process."""
+        from harness.measure.timing import probe_s
+
+        deadline = time.monotonic() + seconds
+        readings = [probe_s()]
+        while time.monotonic() < deadline:
+            readings.append(probe_s())
+        self.see_probes({"vg_probes_s": readings})
+
+    def see_probes(self, fields: dict[str, Any]) -> None:
+        """Lower the run's phase reference to the fastest probe reading in ``fields``."""
+        readings = [r for name in ("vg_probes_s", "value_probes_s") for r in fields.get(name) or ()]
+        if readings and (self.phase_ref is None or min(readings) < self.phase_ref):
+            self.phase_ref = float(min(readings))
+            self.doc["settings"]["phase_ref_s"] = self.phase_ref
 
     def drop_pending(self, key: Key) -> None:
         for k in range(self.plan.processes):

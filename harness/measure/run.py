@@ -48,6 +48,7 @@ finaliser (a ``__del__``) is printed and dropped, and the run must stop all the 
 from __future__ import annotations
 
 import signal
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ from harness.measure.availability import probe_engines
 from harness.measure.extras import extras_of, run_extras
 from harness.measure.recorder import Plan, Recorder
 from harness.measure.schedule import Seen, decide, measured_again, refused
+from harness.measure.top_up import Held, top_up
 from harness.measure.worker import Worker
 
 ORDER = "passes of fresh workers; the engines of one (problem, n) interleaved, order rotated"
@@ -78,6 +80,7 @@ class Bench:
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> int:
         plan = self.plan
+        self.recorder.seed_phase()
         statuses, workers = probe_engines(plan.engines, self.new_worker, plan.cell_timeout)
         verdicts = []
         for engine in plan.engines:
@@ -119,7 +122,8 @@ class Bench:
 
     def new_worker(self, engine: Engine) -> Worker:
         plan = self.plan
-        return Worker(engine, plan.threads, plan.cell, plan.env, counter=plan.cell.counter)
+        settings = replace(plan.cell, hold=plan.cell.counter is None)  # held for the group's top-up
+        return Worker(engine, plan.threads, settings, plan.env, counter=plan.cell.counter)
 
     def run_pass(self, k: int, engines: list[Engine], workers: dict[str, Worker]) -> None:
         """Pass ``k``: a fresh worker per engine (pass 0: those that probed availability); every
@@ -132,17 +136,37 @@ class Bench:
                     self.recorder.sample(calibration.sample())
                     shift = (group + k) % len(here)
                     group += 1
-                    for engine in here[shift:] + here[:shift]:
-                        if engine.name not in workers:
-                            workers[engine.name] = self.new_worker(engine)
-                        self.measure(workers[engine.name], engine, problem, n, k)
+                    self.run_group(problem, n, k, here[shift:] + here[:shift], workers)
         finally:
             for worker in workers.values():
                 worker.stop()
 
-    def measure(self, worker: Worker, engine: Engine, problem: Any, n: int, k: int) -> None:
-        """Process ``k``'s measurement of one cell: decided and recorded in the first pass, merged
-        in later ones."""
+    def run_group(
+        self, problem: Any, n: int, k: int, engines: list[Engine], workers: dict[str, Worker]
+    ) -> None:
+        """Process ``k`` of one (problem, n): each engine's cell in turn, then more rounds for
+        those short of fast ones (``harness.measure.top_up``), then each recorded. An interrupt
+        still records the cells measured so far."""
+        timed: list[Held] = []
+        try:
+            for engine in engines:
+                if engine.name not in workers:
+                    workers[engine.name] = self.new_worker(engine)
+                fields = self.measure(workers[engine.name], engine, problem, n, k)
+                if fields is not None:
+                    timed.append(Held(workers[engine.name], engine, fields))
+            top_up(timed, problem, n, self.recorder, self.plan.limits.timeout_s)
+        finally:
+            for held in timed:
+                cell = self.recorder.merge(held.engine, problem, n, k, held.fields)
+                self.recorder.record(cell, k, held.fields)
+        for held in timed:
+            held.release(self.plan.limits.timeout_s)
+
+    def measure(self, worker: Worker, engine: Engine, problem: Any, n: int, k: int) -> dict[str, Any] | None:
+        """Process ``k``'s measurement of one cell (decided in the first pass): its fields, for the
+        group's top-up and then the recorder; None where nothing was measured (a skip is recorded
+        here)."""
         if _signalled:
             raise KeyboardInterrupt  # the handler's own raise was lost (see the module docstring)
         seen = self.seen.get(engine.name, Seen())
@@ -156,8 +180,7 @@ class Bench:
             self.recorder.record(cell, k, cell)
             return
         fields, self.seen[engine.name] = attempt(worker, problem, n, seen, self.plan.limits)
-        cell = self.recorder.merge(engine, problem, n, k, fields)
-        self.recorder.record(cell, k, fields)
+        return fields
 
     def run_extras(self, engine: Engine) -> None:
         """The engine's fits and probes (``harness.measure.extras``), each recorded as it comes."""

@@ -1,25 +1,28 @@
-"""Timing one callable with pytest-benchmark's machinery, outside pytest.
+"""Timing one callable in rounds, each round paired with a reading of the machine's speed.
 
-We drive pytest-benchmark's own ``BenchmarkFixture`` with minimal stand-ins for the pytest node,
-logger and timer it expects, so that the rounds, the iterations per round, the timer
-(``time.perf_counter``) and the per-round samples are exactly what ``pytest --benchmark`` would
-produce with the same options:
+These VMs run the same code at two speeds that switch over seconds (``harness.measure.phase``
+measures it: slow rounds are 1.5-2x fast ones, and which speed a cell meets decided most of the
+rerun spread of ``make bench``). So every round is bracketed by a fixed probe, and the round is
+tagged with the slower of the two readings:
 
-- calibration: iterations per round grow tenfold until a round lasts ``min_time``, then
-  ``rounds = max(min_rounds, ceil(max_time / round))``;
-- each sample is one round's time divided by its iterations (a per-call time); all are kept.
+    round i:  probe p_i, then ``iterations`` calls timed together, then probe p_(i+1)
+    sample_i = round seconds / iterations           (a per-call time, as pytest-benchmark's)
+    probe_i  = max(p_i, p_(i+1))                     (the machine's speed around the round)
 
-``min_time`` is set to ``max_time / 100``, which bounds the samples of a fast call to about a
-hundred rounds of at least ``min_time`` each, instead of tens of thousands of microsecond rounds.
+A round is **fast** when ``probe_i <= FAST x ref``, ``ref`` the run's fastest probe reading
+(``harness.stats.replicates`` classifies and estimates; the rounds and readings are all kept in
+the file).
 
-One thing is added around the library: a call already known to be slow (``expected_s``, one
-steady call timed by the caller, at least ``max_time / min_rounds``) goes through the fixture's
-``pedantic`` mode with ``min_rounds`` rounds of one iteration. That is what calibration would
-choose anyway (one iteration, ``min_rounds`` rounds); it only saves calibration's extra calls,
-which cost seconds for a slow engine. A call that alone outlasts ``max_time`` gets
-``slow_rounds`` (3) rounds: the median and quartiles of three calls of a second or more are
-steady enough to rank engines that differ by orders of magnitude, and five such rounds of value
-and gradient each would cost a slow engine more than the rest of the matrix.
+Iterations per round: grown tenfold from one until a batch lasts a tenth of ``round_s``, then
+scaled to ``round_s`` (pytest-benchmark's calibration, without its search for precision). Rounds go
+on until ``max_time`` has passed and at least ``min_rounds`` are in; a call that alone outlasts
+``max_time`` (``expected_s``, one steady call timed by the caller) gets ``slow_rounds`` rounds of one
+call, one a little shorter (``max_time / min_rounds`` or more) ``min_rounds`` rounds of one call:
+calibration would choose one call per round for those anyway, and its extra calls cost seconds.
+
+``more_rounds`` adds rounds to a callable already calibrated: the benchmark run asks a cell's
+worker for more until every process has enough fast rounds (``harness.measure.run``), so that the
+waiting for a fast spell is shared by every engine of a (problem, n).
 
 Device synchronisation: engines are timed through ``Prepared``, which converts the value to a
 Python float and the gradient to a NumPy array; an asynchronous device must finish before those
@@ -28,87 +31,106 @@ exist, so every timed call includes the device work.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_benchmark.fixture import BenchmarkFixture
-from pytest_benchmark.utils import NameWrapper
+import numpy as np
 
 from harness.stats.samples import summarise
+
+_X10 = np.linspace(0.0, 1.0, 10)
+
+
+def probe() -> None:
+    """The fixed probe: 20 sums of squares of a 10-element array (about 50 µs, interpreter-bound)."""
+    for _ in range(20):
+        float(np.sum(_X10 * _X10))
+
+
+def probe_s() -> float:
+    """Seconds of one run of ``probe``."""
+    start = time.perf_counter()
+    probe()
+    return time.perf_counter() - start
 
 
 @dataclass(frozen=True)
 class TimingSettings:
-    """How long to time one callable: ``max_time`` seconds, at least ``min_rounds`` rounds."""
+    """How long to time one callable: ``max_time`` seconds in rounds of about ``round_s``, at
+    least ``min_rounds`` rounds."""
 
     max_time: float = 0.2
     min_rounds: int = 5
     slow_rounds: int = 3
-    calibration_precision: int = 10
+    round_s: float = 0.002
 
     def pedantic_rounds(self, expected_s: float | None) -> int | None:
-        """Rounds of one call for a call known to take ``expected_s``; None: let calibration decide."""
+        """Rounds of one call for a call known to take ``expected_s``; None: calibrate."""
         if expected_s is None or expected_s * self.min_rounds < self.max_time:
             return None
         return min(self.min_rounds, self.slow_rounds) if expected_s >= self.max_time else self.min_rounds
 
-    @property
-    def min_time(self) -> float:
-        return self.max_time / 100.0
+
+@dataclass
+class Rounds:
+    """One callable's rounds: per-call seconds and the probe reading around each, and the calls per round."""
+
+    samples: list[float]
+    probes: list[float]
+    iterations: int
 
 
-class _Node:
-    """The two attributes of a pytest item that the fixture reads."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.nodeid = name
-
-
-class _QuietLogger:
-    """The fixture logs calibration details through this; the harness prints its own progress."""
-
-    def debug(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    info = warning = debug
+def calibrate(fn: Callable[..., Any], args: tuple, round_s: float) -> int:
+    """Calls per round so that a round lasts about ``round_s``."""
+    iterations = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(iterations):
+            fn(*args)
+        elapsed = time.perf_counter() - start
+        if elapsed >= round_s / 10 or iterations >= 10**7:
+            return max(1, min(10**7, math.ceil(iterations * round_s / max(elapsed, 1e-9))))
+        iterations *= 10
 
 
-def _fixture(name: str, settings: TimingSettings) -> BenchmarkFixture:
-    collected: list[Any] = []
-    return BenchmarkFixture(
-        node=_Node(name),
-        disable_gc=False,
-        timer=NameWrapper(time.perf_counter),
-        min_rounds=settings.min_rounds,
-        min_time=settings.min_time,
-        max_time=settings.max_time,
-        precision=None,
-        confidence=None,
-        warmup=False,
-        warmup_iterations=0,
-        calibration_precision=settings.calibration_precision,
-        add_stats=collected.append,
-        logger=_QuietLogger(),
-        warner=None,
-        disabled=False,
-        cprofile=False,
-        cprofile_loops=None,
-        cprofile_dump=None,
-    )
+def more_rounds(
+    fn: Callable[..., Any], args: tuple, iterations: int, seconds: float, rounds: int = 1
+) -> Rounds:
+    """At least ``rounds`` rounds of ``iterations`` calls, until ``seconds`` have passed."""
+    samples, probes = [], []
+    before = probe_s()
+    deadline = time.perf_counter() + seconds
+    while len(samples) < rounds or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(iterations):
+            fn(*args)
+        samples.append((time.perf_counter() - start) / iterations)
+        after = probe_s()
+        probes.append(max(before, after))
+        before = after
+    return Rounds(samples, probes, iterations)
+
+
+def time_rounds(
+    fn: Callable[..., Any], *args: Any, settings: TimingSettings, expected_s: float | None = None
+) -> Rounds:
+    """The rounds of one callable under ``settings`` (module docstring)."""
+    pedantic = settings.pedantic_rounds(expected_s)
+    if pedantic is not None:
+        return more_rounds(fn, args, 1, 0.0, rounds=pedantic)
+    iterations = calibrate(fn, args, settings.round_s)
+    return more_rounds(fn, args, iterations, settings.max_time, rounds=settings.min_rounds)
 
 
 def time_call(
     name: str, fn: Callable[..., Any], *args: Any, settings: TimingSettings, expected_s: float | None = None
 ) -> dict[str, Any]:
-    """Time ``fn(*args)``; the statistics of ``harness.stats.samples.summarise`` with the raw samples."""
-    fixture = _fixture(name, settings)
-    rounds = settings.pedantic_rounds(expected_s)
-    if rounds is not None:
-        fixture.pedantic(fn, args=args, rounds=rounds, iterations=1)
-    else:
-        fixture(fn, *args)
-    meta = fixture.stats
-    return summarise(meta.stats.data, meta.iterations)
+    """Time ``fn(*args)``: the statistics of ``harness.stats.samples.summarise`` of every round,
+    with ``probes`` (the reading around each round). ``name`` says what is timed, for errors."""
+    rounds = time_rounds(fn, *args, settings=settings, expected_s=expected_s)
+    stats = summarise(rounds.samples, rounds.iterations)
+    stats["probes"] = rounds.probes
+    return stats

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.core.contract import Engine
-from harness.measure.cell import CellSettings, measure_cell
+from harness.measure.cell import CellSettings, measure_cell, more_cell_rounds, release
 from problems.base import Problem
 
 POLL_S = 0.1
@@ -128,6 +128,8 @@ def availability(engine: Engine, settings: CellSettings | None = None) -> tuple[
 
 TASKS = {
     "cell": measure_cell,
+    "rounds": more_cell_rounds,
+    "release": release,
     "fit": _fit,
     "fit_result": _fit_result,
     "show": _show,
@@ -135,7 +137,8 @@ TASKS = {
     "check": _check,
     "availability": availability,
 }
-"""What a worker can be asked to do: measure a cell, fit a problem (the benchmark's record, or
+"""What a worker can be asked to do: measure a cell, time more rounds of the cell it holds or
+release it (``harness.measure.cell.HELD``), fit a problem (the benchmark's record, or
 ``adtiers fit``'s result), show a prepared engine's text, run a flexibility probe, check a cell
 against the reference (``adtiers check``; the ``CheckResult``), probe availability."""
 

@@ -16,7 +16,7 @@ from harness import units as fmt
 from harness.report.data import timed
 from harness.report.html import Td, esc, frame_table, table
 from harness.report.tiers import REFERENCE_ENGINE
-from harness.stats.replicates import SPREAD_FLAG
+from harness.stats.replicates import MIN_FAST, SPREAD_FLAG
 
 RELATIVE_BANDS = (1.1, 2.0, 5.0, 20.0, 100.0)
 """Colour bands of the grid: time over the row's fastest below 1.1x, 2x, 5x, 20x, 100x, and above."""
@@ -27,18 +27,17 @@ def _ad(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _trust(frame: pd.DataFrame) -> str:
-    """How many timed cells have processes that agree within 10%, and the harness floor's time."""
+    """How many timed cells have a stable estimate (``harness.stats.replicates.unstable``), and
+    the harness floor's time."""
     ok = timed(frame)
-    if "vg_spread" not in ok or ok.empty:
+    if "vg_unstable" not in ok or ok.empty:
         return ""
-    spreads = pd.to_numeric(ok["vg_spread"], errors="coerce")
-    known = spreads.notna()
     text = ""
-    if known.any():
-        steady = int((spreads[known] <= SPREAD_FLAG).sum())
+    if "vg_process_fast_rounds" in ok and ok["vg_process_fast_rounds"].notna().any():
+        steady = int(ok["vg_unstable"].isna().sum())
         text += (
-            f" {steady} of {int(known.sum())} timed cells have worker processes that agree within "
-            f"{SPREAD_FLAG:.0%} (the others are marked ! below)."
+            f" {steady} of {len(ok)} timed cells have a stable estimate: fast-phase rounds in every "
+            f"worker process, the processes within {SPREAD_FLAG:.0%} (the others are marked ! below)."
         )
     floor = ok[ok["tier"] == "floor"].sort_values("n")
     if len(floor):
@@ -140,9 +139,9 @@ def grid_html(frame: pd.DataFrame, engines: list[str]) -> str:
                     row.append(Td("not run", "na"))
                 elif cell.timed:
                     rel = cell.vg_median_s / best.get((problem, n), cell.vg_median_s)
-                    spread = getattr(cell, "vg_spread", None)
-                    mark = " !" if isinstance(spread, float) and spread > SPREAD_FLAG else ""
-                    title = f"worker processes differ by {spread:.0%}" if mark else None
+                    reason = getattr(cell, "vg_unstable", None)
+                    mark = " !" if isinstance(reason, str) and reason else ""
+                    title = f"unstable: {reason}" if mark else None
                     text = f"{fmt.seconds(cell.vg_median_s)} {fmt.ratio(rel)}{mark}"
                     row.append(Td(text, band(rel), title) if title else Td(text, band(rel)))
                 else:
@@ -155,8 +154,9 @@ def grid_html(frame: pd.DataFrame, engines: list[str]) -> str:
         ["time over the row's fastest", *labels], [["colour", *(Td("", f"r{i}") for i in range(6))]]
     )
     flagged = (
-        f"<p class=muted>! marks a cell whose worker processes' medians differ by more than "
-        f"{SPREAD_FLAG:.0%}: a rerun may well move it that much. The null engine is the harness floor, "
+        f"<p class=muted>! marks an unstable estimate: a worker process with fewer than {MIN_FAST} "
+        f"rounds in the machine's fast phase, or processes more than {SPREAD_FLAG:.0%} apart (hover "
+        "for which): a rerun may well move it. The null engine is the harness floor, "
         "not an AD engine: ratios are to the fastest engine other than it.</p>"
     )
     items = "".join(f"<li>{esc(status.replace('_', ' '))}: {esc(reason)}</li>" for (status, reason) in notes)

@@ -1,22 +1,28 @@
 """A cell measured in several worker processes: how the processes' rounds become one number.
 
-Rounds within one process share everything that is fixed when a process starts (where the arrays
-and the JIT-compiled code landed in memory, which core and which neighbour load it got, the minute
-of the run it ran in), so their spread says nothing about what a rerun would see. On these machines
-the medians of two processes timing the same call differ by up to 1.7x while the rounds within each
-agree to a few percent. So a cell is measured in ``P`` independent processes, spread over the run,
-and its statistics are those of a two-level sample:
+Two things move a timing between reruns on these machines. What is fixed when a process starts
+(where its arrays and JIT-compiled code landed, its core, its neighbours) moves a process's
+median by up to 1.7x while its rounds agree to a few percent; and the machine itself runs at two
+speeds that switch every few seconds, slow rounds 1.5-2x fast ones. So a cell is measured in
+``P`` processes spread over the run, each round carries the phase probe's reading around it
+(``harness.measure.timing``), and its statistics are those of a two-level sample of fast rounds:
 
-- location: the median of the ``P`` process medians (a process is the unit that is replicated);
-- interval: the hierarchical percentile bootstrap: draw ``P`` processes with replacement, within
-  each draw its rounds with replacement, take each drawn process's median and the median of those;
-  the 2.5% and 97.5% quantiles of ``B`` such medians (seeded, so a file always gives the same);
-- spread: (largest - smallest process median) / median, the figure the report flags above 10%;
-- quartiles, minimum, mean and standard deviation of all rounds pooled, for the scaling plot's
-  bands and as pytest-benchmark would print them.
+- a round is fast when its reading is at most ``FAST`` x the run's fastest reading;
+- a process's estimate: the median of its fast rounds (of all its rounds where none is fast);
+- location: the median of the estimates of the processes that have fast rounds;
+- interval: the hierarchical percentile bootstrap over those processes: draw ``P`` processes with
+  replacement, within each its rounds with replacement, take each drawn process's median and the
+  median of those; the 2.5% and 97.5% quantiles of ``B`` such medians (seeded);
+- spread: (largest - smallest estimate) / median; ``unstable``, the report's ``!``: a process with
+  fewer than ``MIN_FAST`` fast rounds, or a spread over ``SPREAD_FLAG``;
+- quartiles, mean and standard deviation of the rounds the location uses, pooled, for the scaling
+  plot's bands; the minimum of all rounds.
 
-With one process the interval is the ordinary bootstrap over its rounds, and the spread is unknown.
-"""
+Gating on the phase rather than dividing by the probe: a memory-bound or compiled call slows by
+1.5x in the slow phase where the probe slows by 2x, so a divided time depends on the mix of
+phases a cell met; a fast round's time does not (within 15% of the call's minimum for every kind
+of call the phase probe times). With one process the interval is the ordinary bootstrap over its
+rounds, and the spread is unknown."""
 
 from __future__ import annotations
 
@@ -67,23 +73,77 @@ def spread(medians: Sequence[float]) -> float | None:
     return float((m.max() - m.min()) / np.median(m))
 
 
-def summarise_processes(groups: Sequence[Sequence[float]], iterations: Sequence[int]) -> dict[str, Any]:
-    """The cell's statistics for one timed callable from each process's per-call samples.
+FAST = 1.3
+"""A round is fast when its probe reading is at most this many times the run's fastest reading
+(``harness.measure.timing``): fast spells read the probe within 5% of each other across
+processes, slow ones 1.5-2x (``python -m harness.measure.phase``)."""
 
-    Keys as ``harness.stats.samples.summarise`` (median, q1, q3, iqr, min, mean, stddev, ci_low, ci_high,
-    rounds, iterations, samples), with median and interval over processes, plus
-    ``process_medians``, ``process_rounds`` (to split ``samples`` back into processes) and ``spread``.
+MIN_FAST = 3
+"""A process with fewer fast rounds than this makes its cell's estimate ``unstable``."""
+
+
+def fast_mask(probes: Sequence[float] | None, count: int, ref: float | None) -> np.ndarray:
+    """Which of ``count`` rounds are fast: probe reading <= FAST x ``ref`` (all, without readings)."""
+    if probes is None or len(probes) != count or ref is None:
+        return np.ones(count, dtype=bool)
+    return np.asarray(probes, dtype=np.float64) <= FAST * ref
+
+
+def summarise_processes(
+    groups: Sequence[Sequence[float]],
+    iterations: Sequence[int],
+    probes: Sequence[Sequence[float] | None] | None = None,
+    ref: float | None = None,
+) -> dict[str, Any]:
+    """The cell's statistics for one timed callable from each process's per-call samples and the
+    phase probe's reading around each round (``harness.measure.timing``).
+
+    A process's estimate is the median of its fast rounds (of all its rounds where none is fast, or
+    where it has no readings); the location is the median of the estimates of the processes with
+    fast rounds. ``ref`` is the run's fastest probe reading (default: this cell's). Keys as
+    ``harness.stats.samples.summarise`` (median, q1, q3, iqr, min, mean, stddev, ci_low, ci_high,
+    rounds, iterations, samples: every round), plus ``process_medians`` (the estimates),
+    ``process_rounds``, ``process_fast_rounds``, ``probes``, ``phase_ref``, ``spread`` and ``unstable``.
     """
-    groups = [list(map(float, g)) for g in groups if len(g)]
-    pooled = summarise([s for g in groups for s in g], min(iterations) if iterations else 1)
-    medians = [float(np.median(g)) for g in groups]
-    pooled["process_medians"] = medians
-    pooled["process_rounds"] = [len(g) for g in groups]
-    pooled["spread"] = spread(medians)
-    if len(groups) > 1:
-        pooled["median"] = float(np.median(medians))
-        pooled["ci_low"], pooled["ci_high"] = hierarchical_interval(groups)
+    kept_groups = [(list(map(float, g)), p) for g, p in zip(groups, probes or [None] * len(groups)) if len(g)]
+    readings = [r for _, p in kept_groups if p is not None and len(p) for r in p]
+    if ref is None and readings:
+        ref = float(min(readings))
+    used, fast_counts = [], []
+    for g, p in kept_groups:
+        mask = fast_mask(p, len(g), ref)
+        fast_counts.append(int(mask.sum()) if p is not None and ref is not None else None)
+        used.append([x for x, m in zip(g, mask) if m] if mask.any() else g)
+    everything = [x for g, _ in kept_groups for x in g]
+    with_fast = [u for u, c in zip(used, fast_counts) if c is None or c > 0] or used
+    pooled = summarise([x for u in with_fast for x in u], min(iterations) if iterations else 1)
+    estimates = [float(np.median(u)) for u in used]
+    pooled["samples"] = everything
+    pooled["rounds"] = len(everything)
+    pooled["min"] = float(min(everything))
+    pooled["process_medians"] = estimates
+    pooled["process_rounds"] = [len(g) for g, _ in kept_groups]
+    pooled["spread"] = spread(estimates)
+    if readings and len(readings) == len(everything):
+        pooled["probes"] = readings
+        pooled["process_fast_rounds"] = fast_counts
+        pooled["phase_ref"] = ref
+    if len(with_fast) > 1:
+        pooled["median"] = float(np.median([float(np.median(u)) for u in with_fast]))
+        pooled["ci_low"], pooled["ci_high"] = hierarchical_interval(with_fast)
+    pooled["unstable"] = unstable(fast_counts, pooled["spread"])
     return pooled
+
+
+def unstable(fast_counts: Sequence[int | None], spread_: float | None) -> str | None:
+    """Why a cell's estimate may not survive a rerun, or None: a process with fewer than
+    ``MIN_FAST`` fast rounds (it rests on the slow phase), or estimates more than ``SPREAD_FLAG`` apart."""
+    few = [k + 1 for k, c in enumerate(fast_counts) if c is not None and c < MIN_FAST]
+    if few:
+        return f"process {', '.join(map(str, few))}: fewer than {MIN_FAST} fast rounds"
+    if spread_ is not None and spread_ > SPREAD_FLAG:
+        return f"processes {spread_:.0%} apart"
+    return None
 
 
 def process_groups(samples: Sequence[float] | None, rounds: Sequence[int] | None) -> list[list[float]]:
@@ -107,10 +167,14 @@ class ProcessSamples:
     groups: list[list[float]] = field(default_factory=list)
     iterations: list[int] = field(default_factory=list)
     counts: list[float] = field(default_factory=list)
+    probes: list[list[float] | None] = field(default_factory=list)
 
 
-def merge_process(cell: CellRecord, raw: dict[str, ProcessSamples], measured: CellRecord, k: int) -> None:
-    """Merge process ``k``'s ``measured`` record into ``cell``; ``raw`` keeps the per-process samples.
+def merge_process(
+    cell: CellRecord, raw: dict[str, ProcessSamples], measured: CellRecord, k: int, ref: float | None = None
+) -> None:
+    """Merge process ``k``'s ``measured`` record into ``cell``; ``raw`` keeps the per-process samples;
+    ``ref`` is the run's fastest phase-probe reading so far (None: the cell's own).
 
     The first process sets everything (its prepare and first call are the cold ones a user meets).
     A later process that is ok adds its samples and re-summarises; one that fails or errs makes the
@@ -144,7 +208,7 @@ def merge_process(cell: CellRecord, raw: dict[str, ProcessSamples], measured: Ce
     if status != "ok":
         return
     cell.vg, cell.vg_counts = _pool(
-        raw.setdefault("vg", ProcessSamples()), cell.vg, cell.vg_counts, measured.vg, measured.vg_counts
+        raw.setdefault("vg", ProcessSamples()), cell.vg, cell.vg_counts, measured.vg, measured.vg_counts, ref
     )
     cell.value, cell.value_counts = _pool(
         raw.setdefault("value", ProcessSamples()),
@@ -152,6 +216,7 @@ def merge_process(cell: CellRecord, raw: dict[str, ProcessSamples], measured: Ce
         cell.value_counts,
         measured.value,
         measured.value_counts,
+        ref,
     )
     vg, value = cell.steady("vg"), cell.steady("value")
     cell.grad_ratio = vg / value if vg and value else None
@@ -163,6 +228,7 @@ def _pool(
     counts: Counts | None,
     measured: Timing | None,
     measured_counts: Counts | None,
+    ref: float | None = None,
 ) -> tuple[Timing | None, Counts | None]:
     """One callable's statistics over its processes so far, with the new process's count or rounds."""
     if measured_counts is not None and measured_counts.instructions is not None:
@@ -171,10 +237,14 @@ def _pool(
         return timing, Counts(float(np.median(pooled)), list(pooled), spread(pooled))
     samples.groups.append(measured.samples_s)
     samples.iterations.append(measured.iterations)
-    return Timing.of(summarise_processes(samples.groups, samples.iterations)), counts
+    samples.probes.append(measured.probes_s)
+    stats = summarise_processes(samples.groups, samples.iterations, samples.probes, ref)
+    return Timing.of(stats), counts
 
 
-def add_process(cell: dict[str, Any], raw: dict[str, Any], fields: dict[str, Any], k: int) -> None:
+def add_process(
+    cell: dict[str, Any], raw: dict[str, Any], fields: dict[str, Any], k: int, ref: float | None = None
+) -> None:
     """``merge_process`` on a recorder's flat cell and a worker's flat reply (JSON cells, as the run
     holds them): the flat ``cell`` is updated in place.
 
@@ -184,5 +254,5 @@ def add_process(cell: dict[str, Any], raw: dict[str, Any], fields: dict[str, Any
     if k == 0:
         cell.update(fields)
     record = decode_cell(cell)
-    merge_process(record, raw, decode_cell(fields), k)
+    merge_process(record, raw, decode_cell(fields), k, ref)
     cell.update(encode_cell(record))

@@ -1,0 +1,52 @@
+"""Rounds gated on the machine's phase: each round carries the probe's reading, and a cell's
+estimate is the median of the fast rounds of its processes (harness.stats.replicates)."""
+
+import time
+
+import pytest
+
+from harness.measure.timing import TimingSettings, more_rounds, probe_s, time_call
+from harness.stats.replicates import FAST, MIN_FAST, summarise_processes
+
+
+def test_every_round_carries_a_probe_reading_around_it():
+    stats = time_call("sum", sum, range(50), settings=TimingSettings(max_time=0.02, min_rounds=3))
+    assert len(stats["probes"]) == stats["rounds"] == len(stats["samples"]) >= 3
+    assert all(0 < p < 0.1 for p in stats["probes"])
+    rounds = more_rounds(time.sleep, (0.001,), 2, 0.0, rounds=4)
+    assert len(rounds.samples) == len(rounds.probes) == 4 and rounds.iterations == 2
+    assert min(rounds.samples) >= 0.001
+    assert 0 < probe_s() < 0.1
+
+
+def test_the_estimate_is_the_median_of_fast_rounds():
+    # process 1: five fast rounds at 1.0 and five slow at 2.0; process 2: fast at 1.1, slow at 2.2
+    groups = [[1.0] * 5 + [2.0] * 5, [1.1] * 5 + [2.2] * 5]
+    probes = [[1.0] * 5 + [2.0] * 5, [1.05] * 5 + [1.9] * 5]
+    stats = summarise_processes(groups, [1, 1], probes, ref=1.0)
+    assert stats["process_medians"] == [1.0, 1.1]
+    assert stats["median"] == pytest.approx(1.05)
+    assert stats["process_fast_rounds"] == [5, 5] and stats["unstable"] is None
+    assert stats["rounds"] == 20 and stats["samples"] == groups[0] + groups[1] and stats["min"] == 1.0
+    assert stats["phase_ref"] == 1.0 and stats["probes"] == probes[0] + probes[1]
+    # the same rounds without readings: the plain median of all rounds, mixing the phases
+    plain = summarise_processes(groups, [1, 1])
+    assert plain["process_medians"] == pytest.approx([1.5, 1.65]) and plain["unstable"] is None
+
+
+def test_a_process_without_fast_rounds_is_left_out_of_the_location_and_flags_the_cell():
+    groups = [[1.0] * 6, [2.0] * 6]
+    probes = [[1.0] * 6, [FAST * 1.01] * 6]  # process 2 met only the slow phase
+    stats = summarise_processes(groups, [1, 1], probes, ref=1.0)
+    assert stats["median"] == 1.0 and stats["process_medians"] == [1.0, 2.0]
+    assert stats["process_fast_rounds"] == [6, 0]
+    assert stats["unstable"] == f"process 2: fewer than {MIN_FAST} fast rounds"
+    # fast rounds in both, but the processes 20% apart: unstable too
+    apart = summarise_processes([[1.0] * 6, [1.2] * 6], [1, 1], [[1.0] * 6, [1.0] * 6], ref=1.0)
+    assert apart["unstable"] == "processes 18% apart"
+
+
+def test_the_reference_defaults_to_the_cells_fastest_reading():
+    stats = summarise_processes([[1.0, 3.0, 1.0]], [1], [[2.0, 9.0, 2.1]])
+    assert stats["phase_ref"] == 2.0 and stats["process_fast_rounds"] == [2]
+    assert stats["median"] == 1.0
