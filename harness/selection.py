@@ -62,8 +62,8 @@ def select_engines(names: str | None) -> list[Engine]:
     warning on stderr, for ``check`` and ``bench`` to show.
     """
     known = engine_names()
-    given = split_list(names) or []
-    wanted = expand_groups(given) or known
+    given = [split_cap(n)[0] for n in split_list(names) or []]
+    wanted = list(dict.fromkeys(split_cap(n)[0] for n in expand_groups(given_caps(names)))) or known
     unknown = [n for n in wanted if n not in known]
     if unknown:
         raise UsageError(f"unknown engine(s): {', '.join(unknown)}; known engines: {', '.join(known)}")
@@ -74,6 +74,36 @@ def select_engines(names: str | None) -> list[Engine]:
                 raise UsageError(f"engine {e.name!r} cannot be loaded: {e.reason}")
             print(f"adtiers: warning: skipping engine {e.name!r}: {e.reason}", file=sys.stderr)
     return engines
+
+
+def given_caps(names: str | None) -> list[str]:
+    """The entries of an ``--engines`` list, caps kept (``tmb:1e4``)."""
+    return split_list(names) or []
+
+
+def split_cap(entry: str) -> tuple[str, int | None]:
+    """``name:N`` -> (name, N): the engine runs at sizes up to N only; a plain name has no cap.
+    A cap that is not a size (``parse_sizes``'s rule) is a UsageError."""
+    name, sep, cap = entry.partition(":")
+    if not sep:
+        return entry, None
+    sizes = parse_sizes(cap, [])
+    if len(sizes) != 1:
+        raise UsageError(f"{entry!r}: after ':' give the largest size to run {name} at, e.g. {name}:1e4")
+    return name, sizes[0]
+
+
+def engine_caps(names: str | None) -> dict[str, int]:
+    """The largest size of each engine given as ``name:N``, directly or through a group
+    (``@default`` caps the costly engines it adds); the first entry of an engine decides."""
+    caps: dict[str, int] = {}
+    seen: set[str] = set()
+    for entry in expand_groups(given_caps(names)):
+        name, cap = split_cap(entry)
+        if name not in seen and cap is not None:
+            caps[name] = cap
+        seen.add(name)
+    return caps
 
 
 def expand_groups(names: list[str]) -> list[str]:

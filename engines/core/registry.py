@@ -66,20 +66,26 @@ DEFAULT_GROUP = (
     "manual",
     "manual-numba",
     "graph",
+    "graph-scalar:1e4",
     "tape",
     "compiled",
     "jax",
     "torch",
     "stan-varmat",
+    "stan:1e4",
+    "stan-lpdf:1e4",
     "cppad",
     "tensorflow-graph",
     "enzyme",
+    "tmb:1e4",
 )
 """``@default``, what ``make bench`` times (at two processes per cell): the baselines, the in-house
-tiers, and one engine per production library family, chosen for the 20-minute fresh-clone budget of
-a 2-core machine. Left to ``@all`` (``make bench-all``) for their cost there: ``tmb`` (a TMB compile
-per problem and the slowest large-n cells, about 3 min of a fresh run) and ``graph-scalar`` (Tier 0
-as ``graph`` is; its cells and fits about 3 min); the rest are in ``@frameworks`` and ``@native``."""
+tiers, one engine per production library family, and the systems the seeds name: ``graph-scalar``
+against ``graph`` and ``stan`` / ``stan-lpdf`` against ``stan-varmat`` (the report's
+array-of-structs section), ``tmb`` (the vignette's Tier 2 example). ``name:1e4`` runs an engine up
+to n = 1e4 only (``harness.selection.engine_caps``): the sizes that show the point (struct-of-arrays
+pulling ahead, TMB's compile against its calls) within the 20-minute fresh-clone budget of a
+2-core machine; ``@all`` (``make bench-all``) runs every engine at every size."""
 
 
 def engine_groups() -> dict[str, list[str]]:

@@ -17,7 +17,14 @@ from harness.measure.recorder import Plan
 from harness.measure.run import Bench
 from harness.measure.timing import TimingSettings
 from harness.results import unwritable
-from harness.selection import UsageError, check_count, parse_sizes, select_engines, select_problems
+from harness.selection import (
+    UsageError,
+    check_count,
+    engine_caps,
+    parse_sizes,
+    select_engines,
+    select_problems,
+)
 
 DEFAULT_SIZES = [10, 100, 1_000, 10_000, 100_000, 1_000_000]
 QUICK_SIZES = [10, 1_000]
@@ -155,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         quick=args.quick,
         out=args.out,
         processes=processes,
+        largest=engine_caps(args.engines),
     )
     if args.scheduler is None:
         return Bench(plan).run()

@@ -213,6 +213,7 @@ class ClusterBench:
             plan.cell_timeout,
             self.topic,
             machine,
+            largest=plan.largest.get(engine.name),
         )
 
     def extras_unit(self, engine: Any) -> ExtrasUnit | None:

@@ -62,6 +62,8 @@ class Unit:
     """Process ``k > 0``: the machine id of process 0, whose workers the client prefers."""
     tries: int = 0
     """How often the client submitted it again after the scheduler gave up on it (KilledWorker)."""
+    largest: int | None = None
+    """The largest size the run gives the engine (``--engines name:N``)."""
 
     @property
     def name(self) -> str:
@@ -130,7 +132,7 @@ def measure_unit(unit: Unit) -> dict[str, Any]:
     worker = Worker(unit.engine, unit.threads, unit.cell, unit.env, counter=unit.cell.counter)
     try:
         status, reason = reply["availability"] = list(worker.availability(unit.timeout))
-        seen = Seen(down=None if status == "ok" else NotRun(status, str(reason)))
+        seen = Seen(down=None if status == "ok" else NotRun(status, str(reason)), largest=unit.largest)
         for n in unit.sizes:
             if unit.k > 0 and seen.down is not None:
                 break

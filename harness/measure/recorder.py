@@ -15,7 +15,7 @@ measurement, so a crash or a kill loses at most the measurement in flight.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -27,7 +27,7 @@ from harness.measure import calibration, machine
 from harness.measure import threads as thread_settings
 from harness.measure.cell import CellSettings
 from harness.measure.provenance import engine_provenance
-from harness.measure.schedule import Limits, NotRun, in_shard
+from harness.measure.schedule import Limits, NotRun, Seen, in_shard
 from harness.results import CELL_FIELDS, SCHEMA, ResultsError, write_atomic
 from harness.stats.replicates import FAST, add_process
 from harness.summary import format_seconds, format_size, tables
@@ -53,6 +53,12 @@ class Plan:
     fit_n: int = 0
     probes: bool = False
     processes: int = 1
+    largest: dict[str, int] = field(default_factory=dict)
+    """Engines run up to a size only (``--engines name:N``): name -> N."""
+
+    def seen(self, engine: Engine) -> Seen:
+        """What a run has seen of ``engine`` before its first cell."""
+        return Seen(largest=self.largest.get(engine.name))
 
     @property
     def limits(self) -> Limits:
@@ -104,6 +110,7 @@ class Recorder:
             "settings": {
                 "problems": [p.name for p in plan.problems],
                 "engines": [e.name for e in plan.engines],
+                "largest": dict(plan.largest),
                 "sizes": plan.sizes,
                 "threads": plan.threads,
                 "budget_s": cell.budget_s,

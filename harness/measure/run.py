@@ -108,7 +108,7 @@ class Bench:
             for engine in available:
                 if _signalled:
                     raise KeyboardInterrupt
-                if self.seen.get(engine.name, Seen()).down is None:
+                if self.seen.get(engine.name, self.plan.seen(engine)).down is None:
                     self.run_extras(engine)
         except KeyboardInterrupt:
             return self.recorder.finish("interrupted")
@@ -169,7 +169,7 @@ class Bench:
         here)."""
         if _signalled:
             raise KeyboardInterrupt  # the handler's own raise was lost (see the module docstring)
-        seen = self.seen.get(engine.name, Seen())
+        seen = self.seen.get(engine.name) or self.plan.seen(engine)
         key = (engine.name, problem.name, n)
         if k > 0:
             if seen.down is not None or not measured_again(self.recorder.cells.get(key)):

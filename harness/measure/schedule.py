@@ -72,6 +72,8 @@ class Seen:
 
     down: NotRun | None = None
     series: dict[str, Series] = field(default_factory=dict)
+    largest: int | None = None
+    """The largest size the run gives the engine (``--engines name:N``), None: every size."""
 
     def of(self, problem: str) -> Series:
         return self.series.get(problem, Series())
@@ -89,6 +91,7 @@ def decide(problem: Any, n: int, seen: Seen, limits: Limits) -> NotRun | None:
     why = (
         series.stop
         or above_largest_size(problem, n)
+        or above_cap(n, seen.largest)
         or predicted_over(series.measured, n, limits.budget_s, limits.timeout_s)
     )
     return NotRun("skipped", why) if why else None
@@ -189,6 +192,15 @@ def predicted_over(
                 f"{limit:g} s, extrapolated as n^{k:.2f} from n={format_size(n1)}, {format_size(n2)}"
             )
     return None
+
+
+def above_cap(n: int, largest: int | None) -> str | None:
+    """Why ``n`` is above the largest size this run gives the engine (``--engines name:N``), or None."""
+    if largest is None or n <= largest:
+        return None
+    return (
+        f"n={format_size(n)} is above the largest size this run gives the engine (n={format_size(largest)})"
+    )
 
 
 def above_largest_size(problem: Any, n: int) -> str | None:
