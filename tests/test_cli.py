@@ -52,13 +52,37 @@ def test_engine_groups_expand_in_order_each_engine_once():
     """``@default`` is the set make bench times; ``@native`` every C++ engine; a name given again by
     a group is kept once, at its first place."""
     from engines.core.registry import BUILTIN, DEFAULT_GROUP
-    from harness.selection import select_engines
+    from harness.selection import engine_caps, select_engines, split_cap
 
-    assert [e.name for e in select_engines("@default")] == list(DEFAULT_GROUP)
+    default = [split_cap(entry)[0] for entry in DEFAULT_GROUP]
+    assert [e.name for e in select_engines("@default")] == default
     named = [e.name for e in select_engines("cppad,@native")]
     assert named[0] == "cppad" and named.count("cppad") == 1
     assert set(named) == {n for n, spec in BUILTIN.items() if spec.startswith("engines.native.")}
-    assert set(DEFAULT_GROUP) <= set(BUILTIN)
+    assert set(default) <= set(BUILTIN)
+    # name:N caps an engine's sizes; @default caps the engines it adds for the seeds' sections
+    assert engine_caps("@default") == {
+        "graph-scalar": 10_000,
+        "stan": 10_000,
+        "stan-lpdf": 10_000,
+        "tmb": 10_000,
+    }
+    assert engine_caps("tmb:100,@default") == {
+        "tmb": 100,
+        "graph-scalar": 10_000,
+        "stan": 10_000,
+        "stan-lpdf": 10_000,
+    }
+    assert engine_caps("tmb,@default") == {"graph-scalar": 10_000, "stan": 10_000, "stan-lpdf": 10_000}
+    assert [e.name for e in select_engines("tmb:1e3,tape")] == ["tmb", "tape"]
+
+
+def test_an_engine_cap_that_is_not_a_size_is_refused():
+    from harness.selection import UsageError, split_cap
+
+    for bad in ("tmb:", "tmb:x", "tmb:10,100", "tmb:0"):
+        with pytest.raises(UsageError):
+            split_cap(bad)
 
 
 class _WrongEngine(Engine):

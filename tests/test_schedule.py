@@ -59,6 +59,15 @@ def test_the_reasons_are_asked_in_order_engine_stop_largest_size_prediction():
     assert decide(NORMAL, 1000, steep, LIMITS) is None  # each problem is a series of its own
 
 
+def test_a_capped_engine_skips_the_sizes_above_its_cap_after_the_problems_largest():
+    capped = Seen(largest=10_000)
+    assert decide(NORMAL, 10_000, capped, LIMITS) is None
+    assert decide(NORMAL, 100_000, capped, LIMITS) == NotRun(
+        "skipped", "n=1e5 is above the largest size this run gives the engine (n=1e4)"
+    )
+    assert decide(GP, 10_000, Seen(largest=100), LIMITS).reason == "n=1e4 is above gp's largest size n=2000"
+
+
 def test_learn_keeps_what_the_next_sizes_are_decided_on():
     seen = learn(Seen(), "normal", 10, _ok(0.01), None, LIMITS)
     seen = learn(seen, "normal", 20, _ok(0.02), None, LIMITS)
