@@ -1,8 +1,8 @@
 """The machine's speed phases, seen by a probe paired with rounds of real engine calls.
 
 These VMs run the same code at two speeds that switch over seconds. This module measures that: for
-``seconds`` it times, in turn, rounds of about ``ROUND_S`` of a fixed probe (20 sums of squares of
-a 10-element array) and of a few workloads (engine calls of every kind of cost, and a NumPy pass
+``seconds`` it times, in turn, rounds of about ``ROUND_S`` of the benchmark's phase probe
+(``harness.measure.timing.probe``: 20 sums of squares of a 10-element array) and of a few workloads (engine calls of every kind of cost, and a NumPy pass
 over memory), and says per workload how its rounds split by the probe's reading:
 
     fast round:  probe time <= FAST * (the probe's minimum)
@@ -23,17 +23,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from harness.measure.timing import probe
+from harness.stats.replicates import FAST
+
 ROUND_S = 0.004
-FAST = 1.25
-_X10 = np.linspace(0.0, 1.0, 10)
 _X2E5 = np.linspace(0.0, 1.0, 200_000)
 WORKLOADS = (("manual", "normal", 10), ("tape", "normal", 1000), ("compiled", "logistic", 10_000))
-
-
-def probe() -> None:
-    """The fixed probe: 20 sums of squares of a 10-element array (tens of µs, interpreter-bound)."""
-    for _ in range(20):
-        float(np.sum(_X10 * _X10))
 
 
 def _memory_pass() -> None:
