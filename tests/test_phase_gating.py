@@ -50,3 +50,11 @@ def test_the_reference_defaults_to_the_cells_fastest_reading():
     stats = summarise_processes([[1.0, 3.0, 1.0]], [1], [[2.0, 9.0, 2.1]])
     assert stats["phase_ref"] == 2.0 and stats["process_fast_rounds"] == [2]
     assert stats["median"] == 1.0
+
+
+def test_a_slow_call_timed_twice_is_stable_when_both_rounds_are_fast():
+    both = summarise_processes([[1.0, 1.01], [1.02, 1.0]], [1, 1], [[1.0, 1.1], [1.0, 1.0]], ref=1.0)
+    assert both["unstable"] is None and both["process_fast_rounds"] == [2, 2]
+    one = summarise_processes([[1.0, 2.0], [1.02, 1.0]], [1, 1], [[1.0, 2.0], [1.0, 1.0]], ref=1.0)
+    assert one["unstable"] == f"process 1: fewer than {MIN_FAST} fast rounds"
+    assert one["process_medians"] == [1.0, 1.01]  # the slow round is left out of process 1

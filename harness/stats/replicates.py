@@ -79,7 +79,8 @@ FAST = 1.3
 processes, slow ones 1.5-2x (``python -m harness.measure.phase``)."""
 
 MIN_FAST = 3
-"""A process with fewer fast rounds than this makes its cell's estimate ``unstable``."""
+"""A process with fewer fast rounds than this (or than its rounds, where it has fewer) makes its
+cell's estimate ``unstable``."""
 
 
 def fast_mask(probes: Sequence[float] | None, count: int, ref: float | None) -> np.ndarray:
@@ -131,14 +132,21 @@ def summarise_processes(
     if len(with_fast) > 1:
         pooled["median"] = float(np.median([float(np.median(u)) for u in with_fast]))
         pooled["ci_low"], pooled["ci_high"] = hierarchical_interval(with_fast)
-    pooled["unstable"] = unstable(fast_counts, pooled["spread"])
+    pooled["unstable"] = unstable(fast_counts, pooled["spread"], pooled["process_rounds"])
     return pooled
 
 
-def unstable(fast_counts: Sequence[int | None], spread_: float | None) -> str | None:
-    """Why a cell's estimate may not survive a rerun, or None: a process with fewer than
-    ``MIN_FAST`` fast rounds (it rests on the slow phase), or estimates more than ``SPREAD_FLAG`` apart."""
-    few = [k + 1 for k, c in enumerate(fast_counts) if c is not None and c < MIN_FAST]
+def unstable(
+    fast_counts: Sequence[int | None], spread_: float | None, rounds: Sequence[int] | None = None
+) -> str | None:
+    """Why a cell's estimate may not survive a rerun, or None: a process with fewer fast rounds than
+    ``MIN_FAST`` (or than its rounds, where it has fewer: a slow call timed twice needs both fast),
+    so that it rests on the slow phase; or estimates more than ``SPREAD_FLAG`` apart."""
+    few = [
+        k + 1
+        for k, c in enumerate(fast_counts)
+        if c is not None and c < min(MIN_FAST, rounds[k] if rounds else MIN_FAST)
+    ]
     if few:
         return f"process {', '.join(map(str, few))}: fewer than {MIN_FAST} fast rounds"
     if spread_ is not None and spread_ > SPREAD_FLAG:
