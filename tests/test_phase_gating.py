@@ -1,12 +1,13 @@
 """Rounds gated on the machine's phase: each round carries the probe's reading, and a cell's
-estimate is the median of the fast rounds of its processes (harness.stats.replicates)."""
+estimate comes from the fast rounds of its processes (harness.stats.replicates)."""
 
 import time
 
+import numpy as np
 import pytest
 
 from harness.measure.timing import TimingSettings, more_rounds, probe_s, time_call
-from harness.stats.replicates import FAST, MIN_FAST, summarise_processes
+from harness.stats.replicates import FAST, MIN_FAST, estimate, fast_mask, summarise_processes
 
 
 def test_every_round_carries_a_probe_reading_around_it():
@@ -19,19 +20,37 @@ def test_every_round_carries_a_probe_reading_around_it():
     assert 0 < probe_s() < 0.1
 
 
-def test_the_estimate_is_the_median_of_fast_rounds():
-    # process 1: five fast rounds at 1.0 and five slow at 2.0; process 2: fast at 1.1, slow at 2.2
-    groups = [[1.0] * 5 + [2.0] * 5, [1.1] * 5 + [2.2] * 5]
-    probes = [[1.0] * 5 + [2.0] * 5, [1.05] * 5 + [1.9] * 5]
+def test_a_round_is_fast_with_its_neighbours_fast():
+    slow = FAST * 1.01
+    assert fast_mask([1.0, 1.0, slow, 1.0, 1.0, 1.0], 6, 1.0).tolist() == [
+        True,
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert fast_mask([1.0, slow], 2, 1.0).tolist() == [False, False]
+    assert fast_mask(None, 3, 1.0).tolist() == [True] * 3  # no readings: every round counts
+
+
+def test_the_estimate_is_the_lower_quartile_of_fast_rounds():
+    assert estimate([1.0, 2.0, 3.0, 4.0, 5.0]) == 2.0
+    # a burst: every other round 3x slower with the probes between reading fast
+    assert estimate([1.0, 3.0] * 10) == pytest.approx(1.0)
+    # process 1: six fast rounds at 1.0 then six slow at 2.0; process 2 the same at 1.1 and 2.2
+    groups = [[1.0] * 6 + [2.0] * 6, [1.1] * 6 + [2.2] * 6]
+    probes = [[1.0] * 6 + [2.0] * 6, [1.05] * 6 + [1.9] * 6]
     stats = summarise_processes(groups, [1, 1], probes, ref=1.0)
-    assert stats["process_medians"] == [1.0, 1.1]
+    assert stats["process_medians"] == pytest.approx([1.0, 1.1])  # the last fast round of each is an edge
     assert stats["median"] == pytest.approx(1.05)
     assert stats["process_fast_rounds"] == [5, 5] and stats["unstable"] is None
-    assert stats["rounds"] == 20 and stats["samples"] == groups[0] + groups[1] and stats["min"] == 1.0
+    assert stats["rounds"] == 24 and stats["samples"] == groups[0] + groups[1] and stats["min"] == 1.0
     assert stats["phase_ref"] == 1.0 and stats["probes"] == probes[0] + probes[1]
-    # the same rounds without readings: the plain median of all rounds, mixing the phases
+    assert stats["ci_low"] <= stats["median"] <= stats["ci_high"]
+    # the same rounds without readings: every round counts, mixing the phases
     plain = summarise_processes(groups, [1, 1])
-    assert plain["process_medians"] == pytest.approx([1.5, 1.65]) and plain["unstable"] is None
+    assert plain["process_medians"] == pytest.approx([np.quantile(g, 0.25) for g in groups])
 
 
 def test_a_process_without_fast_rounds_is_left_out_of_the_location_and_flags_the_cell():
@@ -47,7 +66,7 @@ def test_a_process_without_fast_rounds_is_left_out_of_the_location_and_flags_the
 
 
 def test_the_reference_defaults_to_the_cells_fastest_reading():
-    stats = summarise_processes([[1.0, 3.0, 1.0]], [1], [[2.0, 9.0, 2.1]])
+    stats = summarise_processes([[1.0, 1.0, 1.0, 3.0]], [1], [[2.0, 2.1, 2.0, 9.0]])
     assert stats["phase_ref"] == 2.0 and stats["process_fast_rounds"] == [2]
     assert stats["median"] == 1.0
 
@@ -57,4 +76,4 @@ def test_a_slow_call_timed_twice_is_stable_when_both_rounds_are_fast():
     assert both["unstable"] is None and both["process_fast_rounds"] == [2, 2]
     one = summarise_processes([[1.0, 2.0], [1.02, 1.0]], [1, 1], [[1.0, 2.0], [1.0, 1.0]], ref=1.0)
     assert one["unstable"] == f"process 1: fewer than {MIN_FAST} fast rounds"
-    assert one["process_medians"] == [1.0, 1.01]  # the slow round is left out of process 1
+    assert one["process_medians"][0] == 1.25  # none fast (an edge and a slow one): all its rounds

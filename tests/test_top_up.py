@@ -49,9 +49,11 @@ def test_slow_cells_get_rounds_until_fast_ones_and_fast_cells_none():
     held = [Held(fast, None, _fields([1.0] * 5)), Held(slow, None, _fields([2.0] * 5))]
     top_up(held, PROBLEMS["normal"], 10, _Recorder(), 10.0)
     assert fast.asked == []
-    assert len(slow.asked) == 5  # two more slow rounds, then the three fast ones it needed
-    assert held[1].fields["vg_probes_s"] == [2.0] * 5 + [2.0, 2.0, 1.0, 1.0, 1.0]
-    assert held[1].short(1.0) == () and len(held[1].fields["vg_samples_s"]) == 10
+    # two more slow rounds, then fast ones until TARGET_FAST of them have fast neighbours (the first
+    # after the slow ones is an edge)
+    assert len(slow.asked) == 2 + TARGET_FAST + 1
+    assert held[1].fields["vg_probes_s"] == [2.0] * 7 + [1.0] * (TARGET_FAST + 1)
+    assert held[1].short(1.0) == () and len(held[1].fields["vg_samples_s"]) == 5 + 2 + TARGET_FAST + 1
     assert slow.asked[0] == ("rounds", ("normal", 10), ("vg", "value"), top_up_module.BLOCK_S)
 
 

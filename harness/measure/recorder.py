@@ -104,6 +104,7 @@ class Recorder:
                 "finished": None,
                 "status": "running",
                 "wall_s": None,
+                "top_up_s": 0.0,
             },
             "machine": described,
             "git": machine.git_state(),

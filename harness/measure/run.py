@@ -155,7 +155,8 @@ class Bench:
                 fields = self.measure(workers[engine.name], engine, problem, n, k)
                 if fields is not None:
                     timed.append(Held(workers[engine.name], engine, fields))
-            top_up(timed, problem, n, self.recorder, self.plan.limits.timeout_s)
+            spent = top_up(timed, problem, n, self.recorder, self.plan.limits.timeout_s)
+            self.recorder.doc["run"]["top_up_s"] = round(self.recorder.doc["run"]["top_up_s"] + spent, 3)
         finally:
             for held in timed:
                 cell = self.recorder.merge(held.engine, problem, n, k, held.fields)

@@ -22,11 +22,11 @@ from typing import Any
 
 from engines.core.contract import Engine
 from harness.measure.worker import Worker, WorkerFailure
-from harness.stats.replicates import FAST, MIN_FAST
+from harness.stats.replicates import fast_mask
 from problems.base import Problem
 
-TARGET_FAST = MIN_FAST
-"""Fast rounds a process of a cell needs: fewer make its cell ``unstable``."""
+TARGET_FAST = 5
+"""Fast rounds a process of a cell is topped up to (fewer than ``MIN_FAST`` make it ``unstable``)."""
 BLOCK_S = 0.02
 """Seconds of rounds per callable in one visit (a slow call gets one round)."""
 CELL_S = 1.0
@@ -68,8 +68,9 @@ class Held:
 
 
 def fast_rounds(fields: dict[str, Any], name: str, ref: float) -> int:
-    """Rounds of callable ``name`` in a worker's ``fields`` whose probe reading is fast."""
-    return sum(1 for p in fields.get(f"{name}_probes_s") or () if p <= FAST * ref)
+    """Rounds of callable ``name`` in a worker's ``fields`` that are fast (``fast_mask``)."""
+    probes = fields.get(f"{name}_probes_s") or []
+    return int(fast_mask(probes, len(probes), ref).sum())
 
 
 def top_up(held: list[Held], problem: Problem, n: int, recorder: Any, timeout: float) -> float:

@@ -104,8 +104,9 @@ SECTIONS: list[Section] = [
         "Median time of one value-and-gradient call per problem and size, coloured by its ratio to the "
         "fastest engine in the row (green: fastest). Grey cells were not timed; the note number gives the reason. "
         "The time is estimated from the machine's fast phase: every round of calls is bracketed by a fixed "
-        f"probe, a round is fast when the probe reads within {FAST:g}x of the run's fastest reading, a worker "
-        "process's estimate is the median of its fast rounds, and the cell's time the median of its "
+        f"probe, a round is fast when the probe reads within {FAST:g}x of the run's fastest reading around it "
+        "and its neighbours, a worker "
+        "process's estimate is the lower quartile of its fast rounds, and the cell's time the median of its "
         "processes' estimates; ! marks an estimate that may not hold on a rerun (a process with fewer "
         f"than {MIN_FAST} fast rounds, or processes more than {SPREAD_FLAG:.0%} apart).",
         per_machine(lambda r, f, m: grid_html(f, r.order(f))),

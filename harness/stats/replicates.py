@@ -7,11 +7,13 @@ speeds that switch every few seconds, slow rounds 1.5-2x fast ones. So a cell is
 ``P`` processes spread over the run, each round carries the phase probe's reading around it
 (``harness.measure.timing``), and its statistics are those of a two-level sample of fast rounds:
 
-- a round is fast when its reading is at most ``FAST`` x the run's fastest reading;
-- a process's estimate: the median of its fast rounds (of all its rounds where none is fast);
+- a round is fast when its reading and its neighbours' are at most ``FAST`` x the run's fastest
+  reading;
+- a process's estimate: the lower quartile of its fast rounds (``estimate`` says why not the
+  median; of all its rounds where none is fast);
 - location: the median of the estimates of the processes that have fast rounds;
 - interval: the hierarchical percentile bootstrap over those processes: draw ``P`` processes with
-  replacement, within each its rounds with replacement, take each drawn process's median and the
+  replacement, within each its rounds with replacement, take each drawn process's estimate and the
   median of those; the 2.5% and 97.5% quantiles of ``B`` such medians (seeded);
 - spread: (largest - smallest estimate) / median; ``unstable``, the report's ``!``: a process with
   fewer than ``MIN_FAST`` fast rounds, or a spread over ``SPREAD_FLAG``;
@@ -45,8 +47,10 @@ def hierarchical_interval(
     resamples: int = BOOTSTRAP_RESAMPLES,
     confidence: float = CONFIDENCE,
     seed: int = BOOTSTRAP_SEED,
+    q: float = 0.5,
 ) -> tuple[float, float]:
-    """Bootstrap interval of the median of process medians: processes, then rounds within each."""
+    """Bootstrap interval of the median over processes of each process's ``q`` quantile (its
+    median by default): processes, then rounds within each."""
     arrays = [np.asarray(g, dtype=np.float64) for g in groups if len(g)]
     if not arrays:
         raise ValueError("bootstrap of an empty sample")
@@ -56,7 +60,7 @@ def hierarchical_interval(
     medians = np.empty((p, resamples * p))
     for j, x in enumerate(arrays):
         idx = rng.integers(0, x.size, size=(resamples * p, x.size))
-        medians[j] = np.median(x[idx], axis=1)
+        medians[j] = np.quantile(x[idx], q, axis=1)
     chosen = rng.integers(0, p, size=(resamples, p))
     columns = np.arange(resamples * p).reshape(resamples, p)
     boot = np.median(medians[chosen, columns], axis=1)
@@ -73,21 +77,43 @@ def spread(medians: Sequence[float]) -> float | None:
     return float((m.max() - m.min()) / np.median(m))
 
 
-FAST = 1.3
-"""A round is fast when its probe reading is at most this many times the run's fastest reading
-(``harness.measure.timing``): fast spells read the probe within 5% of each other across
-processes, slow ones 1.5-2x (``python -m harness.measure.phase``)."""
+FAST = 1.2
+"""A round is fast when its probe reading (and its neighbours', ``fast_mask``) is at most this many
+times the run's fastest reading (``harness.measure.timing``): fast spells read the probe within 6%
+of each other across processes, slow ones 1.5-2x (``python -m harness.measure.phase``)."""
 
 MIN_FAST = 3
 """A process with fewer fast rounds than this (or than its rounds, where it has fewer) makes its
 cell's estimate ``unstable``."""
 
 
+ESTIMATE_Q = 0.25
+"""A process's estimate is this quantile of its fast rounds (``estimate``)."""
+
+
+def estimate(rounds: Sequence[float]) -> float:
+    """A process's time per call from its fast rounds: their lower quartile.
+
+    Not their median: a round can be slowed by what the probe is too short to see, the machine
+    taking the core away for milliseconds. Rounds so hit come in bursts (every other round, for a
+    while, 3x slower, with the probes between them reading fast); a burst can hold half a process's
+    rounds, and a median then lands on the slow ones, where the lower quartile stays with the calls
+    that ran undisturbed. It is a few percent below the median of an undisturbed process, the same
+    in every run."""
+    return float(np.quantile(np.asarray(rounds, dtype=np.float64), ESTIMATE_Q))
+
+
 def fast_mask(probes: Sequence[float] | None, count: int, ref: float | None) -> np.ndarray:
-    """Which of ``count`` rounds are fast: probe reading <= FAST x ``ref`` (all, without readings)."""
+    """Which of ``count`` rounds are fast: its reading and its neighbours' (within the process)
+    at most ``FAST`` x ``ref``; all rounds where there are no readings.
+
+    The neighbours: at the edge of a slow spell, and now and then inside one, a probe reads fast
+    while the calls around it ran slow; a round in a run of fast readings did not."""
     if probes is None or len(probes) != count or ref is None:
         return np.ones(count, dtype=bool)
-    return np.asarray(probes, dtype=np.float64) <= FAST * ref
+    ok = np.asarray(probes, dtype=np.float64) <= FAST * ref
+    padded = np.concatenate([[True], ok, [True]])
+    return ok & padded[:-2] & padded[2:]
 
 
 def summarise_processes(
@@ -99,9 +125,9 @@ def summarise_processes(
     """The cell's statistics for one timed callable from each process's per-call samples and the
     phase probe's reading around each round (``harness.measure.timing``).
 
-    A process's estimate is the median of its fast rounds (of all its rounds where none is fast, or
-    where it has no readings); the location is the median of the estimates of the processes with
-    fast rounds. ``ref`` is the run's fastest probe reading (default: this cell's). Keys as
+    A process's estimate is the lower quartile of its fast rounds (``estimate``; of all its rounds
+    where none is fast, or where it has no readings); the location is the median of the estimates of
+    the processes with fast rounds, and its interval the hierarchical bootstrap of that. ``ref`` is the run's fastest probe reading (default: this cell's). Keys as
     ``harness.stats.samples.summarise`` (median, q1, q3, iqr, min, mean, stddev, ci_low, ci_high,
     rounds, iterations, samples: every round), plus ``process_medians`` (the estimates),
     ``process_rounds``, ``process_fast_rounds``, ``probes``, ``phase_ref``, ``spread`` and ``unstable``.
@@ -118,7 +144,7 @@ def summarise_processes(
     everything = [x for g, _ in kept_groups for x in g]
     with_fast = [u for u, c in zip(used, fast_counts) if c is None or c > 0] or used
     pooled = summarise([x for u in with_fast for x in u], min(iterations) if iterations else 1)
-    estimates = [float(np.median(u)) for u in used]
+    estimates = [estimate(u) for u in used]
     pooled["samples"] = everything
     pooled["rounds"] = len(everything)
     pooled["min"] = float(min(everything))
@@ -129,9 +155,8 @@ def summarise_processes(
         pooled["probes"] = readings
         pooled["process_fast_rounds"] = fast_counts
         pooled["phase_ref"] = ref
-    if len(with_fast) > 1:
-        pooled["median"] = float(np.median([float(np.median(u)) for u in with_fast]))
-        pooled["ci_low"], pooled["ci_high"] = hierarchical_interval(with_fast)
+    pooled["median"] = float(np.median([estimate(u) for u in with_fast]))
+    pooled["ci_low"], pooled["ci_high"] = hierarchical_interval(with_fast, q=ESTIMATE_Q)
     pooled["unstable"] = unstable(fast_counts, pooled["spread"], pooled["process_rounds"])
     return pooled
 
