@@ -47,11 +47,11 @@ class FirstCall:
 class Timing:
     """Seconds per call of one timed callable, over every merged process.
 
-    A process's estimate (``process_medians_s``) is the lower quartile of its fast rounds, those
-    whose ``probes_s`` reading and their neighbours' are within ``FAST`` of ``phase_ref_s``
-    (``harness.stats.replicates``), or of all its rounds where it has none; ``median_s`` is the median of the estimates of the processes
-    that have fast rounds, and ``ci_low_s``/``ci_high_s`` its 95% hierarchical bootstrap interval;
-    the quartiles, mean and standard deviation pool the rounds the estimate uses, the minimum all.
+    A process's estimate (``process_medians_s``) is its fastest round and ``median_s``, the cell's
+    time, the fastest of those (``harness.stats.replicates``; files before phase gating hold
+    medians there), with ``ci_low_s``/``ci_high_s`` its 95% hierarchical bootstrap interval. Fast
+    rounds are those whose ``probes_s`` reading and their neighbours' are within ``FAST`` of
+    ``phase_ref_s``; the quartiles, mean and standard deviation pool them.
     ``samples_s`` holds every round, process after process, split back by ``process_rounds``;
     ``process_fast_rounds`` counts each process's fast ones; ``spread = (max - min) / median`` of
     the estimates (None with one process); ``unstable`` says why the estimate may not survive a

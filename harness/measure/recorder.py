@@ -308,10 +308,13 @@ class Recorder:
             ) from None
         self.written = len(self.doc["cells"])
 
-    def record(self, cell: dict[str, Any], k: int, fields: dict[str, Any], on: str = "") -> None:
+    def record(
+        self, cell: dict[str, Any], k: int, fields: dict[str, Any], on: str = "", save: bool = True
+    ) -> None:
         """Process ``k`` of ``cell`` is in (``fields``: what it measured or why not): write the file
-        and print its line."""
-        self.save()
+        (unless ``save`` is False: the caller writes it once for several cells) and print its line."""
+        if save:
+            self.save()
         self.progress(cell, k, fields, on)
 
     def progress(self, cell: dict[str, Any], k: int, fields: dict[str, Any], on: str = "") -> None:

@@ -39,7 +39,8 @@ the steady-state calls (``harness.measure.counters``): deterministic, for a CI g
 ``--scheduler`` sends the same matrix to a Dask cluster instead (``harness.measure.cluster``).
 
 The parent alone writes the results file (``harness.measure.recorder``), atomically, after every
-measurement, so a crash or a kill loses at most the measurement in flight. Ctrl-C stops the workers, marks the run
+(problem, n) of a pass, so a crash or a kill loses at most that group's measurements (rewriting a
+file of several MB after every cell cost minutes of a run). Ctrl-C stops the workers, marks the run
 ``interrupted``, keeps what was measured and exits 130. The signal handlers (SIGINT, SIGTERM) also
 set a flag that is checked before every cell: a KeyboardInterrupt raised while Python runs a
 finaliser (a ``__del__``) is printed and dropped, and the run must stop all the same.
@@ -145,8 +146,8 @@ class Bench:
         self, problem: Any, n: int, k: int, engines: list[Engine], workers: dict[str, Worker]
     ) -> None:
         """Process ``k`` of one (problem, n): each engine's cell in turn, then more rounds for
-        those short of fast ones (``harness.measure.top_up``), then each recorded. An interrupt
-        still records the cells measured so far."""
+        those short of fast ones (``harness.measure.top_up``), then each recorded and the file
+        written once. An interrupt still records and writes the cells measured so far."""
         timed: list[Held] = []
         try:
             for engine in engines:
@@ -160,7 +161,8 @@ class Bench:
         finally:
             for held in timed:
                 cell = self.recorder.merge(held.engine, problem, n, k, held.fields)
-                self.recorder.record(cell, k, held.fields)
+                self.recorder.record(cell, k, held.fields, save=False)
+            self.recorder.save()  # once per group: a 5 MB file rewritten per cell cost minutes
         for held in timed:
             held.release(self.plan.limits.timeout_s)
 
@@ -178,7 +180,7 @@ class Bench:
                 return  # only cells that were ok are measured again, by a worker that starts
         elif verdict := decide(problem, n, seen, self.plan.limits):
             cell = self.recorder.skip(engine, problem, n, verdict)
-            self.recorder.record(cell, k, cell)
+            self.recorder.record(cell, k, cell, save=False)  # the group's save writes it
             return
         fields, self.seen[engine.name] = attempt(worker, problem, n, seen, self.plan.limits)
         return fields

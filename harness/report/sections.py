@@ -101,13 +101,13 @@ SECTIONS: list[Section] = [
     Section(
         "grid",
         "Overview: problems x engines",
-        "Median time of one value-and-gradient call per problem and size, coloured by its ratio to the "
+        "Time of one value-and-gradient call per problem and size, coloured by its ratio to the "
         "fastest engine in the row (green: fastest). Grey cells were not timed; the note number gives the reason. "
         "The time is estimated from the machine's fast phase: every round of calls is bracketed by a fixed "
         f"probe, a round is fast when the probe reads within {FAST:g}x of the run's fastest reading around it "
         "and its neighbours, a worker "
-        "process's estimate is the lower quartile of its fast rounds, and the cell's time the median of its "
-        "processes' estimates; ! marks an estimate that may not hold on a rerun (a process with fewer "
+        "process's estimate is its fastest round, and the cell's time the fastest of its processes' "
+        "(the run tops up processes short of fast rounds); ! marks an estimate that may not hold on a rerun (a process with fewer "
         f"than {MIN_FAST} fast rounds, or processes more than {SPREAD_FLAG:.0%} apart).",
         per_machine(lambda r, f, m: grid_html(f, r.order(f))),
     ),

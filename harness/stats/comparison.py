@@ -4,8 +4,9 @@ For each (machine, problem, engine, n) measured in both runs, the ratio NEW / BA
 medians (below 1: faster), an interval, a p-value and a verdict. What the test is built on depends
 on what the cells carry:
 
-- **processes** (cells of ``adtiers bench``, several worker processes each): Welch's t-test on the
-  logarithms of the process medians, and the interval exp(d +- t(0.975, df) se) of the ratio. A
+- **processes** (cells of ``adtiers bench``, several worker processes each): the ratio of the cells'
+  times, Welch's t-test on the logarithms of the process estimates (``harness.stats.replicates``),
+  and the interval exp(d +- t(0.975, df) se) around the ratio's logarithm d. A
   process is the unit a rerun replicates (``harness.stats.replicates``): rounds within a process share its
   memory layout, core and minute, so a test on rounds sees differences that a rerun does not
   reproduce. With processes exchangeable between the runs, an unchanged cell is called significant
@@ -86,12 +87,16 @@ def _verdict(ratio: float, significant: bool, min_change: float) -> str:
     return "faster" if ratio < 1 else "slower"
 
 
-def compare_processes(base: Any, new: Any, min_change: float = MIN_CHANGE) -> Change | None:
-    """Welch's t on log process medians; None with fewer than two processes on either side."""
+def compare_processes(
+    base: Any, new: Any, min_change: float = MIN_CHANGE, ratio: float | None = None
+) -> Change | None:
+    """Welch's t on the logs of the process estimates; None with fewer than two processes on either
+    side. ``ratio``: the ratio of the cells' times (their locations), else that of the medians of
+    the process estimates; the interval is centred on it."""
     b, m = np.log(_samples(base)), np.log(_samples(new))
     if b.size < 2 or m.size < 2:
         return None
-    d = float(np.median(m) - np.median(b))
+    d = math.log(ratio) if ratio is not None and ratio > 0 else float(np.median(m) - np.median(b))
     vb, vm = b.var(ddof=1) / b.size, m.var(ddof=1) / m.size
     se = math.sqrt(vb + vm)
     mean_d = float(m.mean() - b.mean())
@@ -148,8 +153,9 @@ def compare_cell(
         return compare_counts(float(b_count), float(m_count))
     b_vg, m_vg = base.vg or Timing(), new.vg or Timing()
     if b_vg.process_medians_s is not None and m_vg.process_medians_s is not None:
+        ratio = m_vg.median_s / drift / b_vg.median_s if m_vg.median_s and b_vg.median_s else None
         change = compare_processes(
-            b_vg.process_medians_s, [v / drift for v in _samples(m_vg.process_medians_s)], min_change
+            b_vg.process_medians_s, [v / drift for v in _samples(m_vg.process_medians_s)], min_change, ratio
         )
         if change is not None:
             return change
