@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 "its cells may be missing" + (" (--fail-on-missing fails it)" if label == "NEW" else "")
             )
     print(
-        f"test: Welch's t on log process medians, alpha = {ALPHA:g} per cell (the false-alarm rate of an "
+        f"test: Welch's t on the logs of the process estimates, alpha = {ALPHA:g} per cell (the false-alarm rate of an "
         f"unchanged cell); changes within {args.min_change:.0%} never count"
         + (f"; NEW divided by the machine's drift {drift:.3f}" if args.correct_drift else "")
     )
