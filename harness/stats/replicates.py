@@ -93,10 +93,9 @@ def estimate(rounds: Sequence[float]) -> float:
     the machine's slow phase, or the machine taking the core away for milliseconds, too briefly for
     the phase probe to see (bursts in which every other round runs 3x slower while the probes
     between them read fast). Such bursts can hold half a process's rounds, and a median or a
-    quartile then moves with them; the fastest round does not. Measured on two back-to-back
-    ``make bench`` runs here (486 cells): the fastest round agrees between the runs within 5% for
-    82% of cells, the median of process medians for 22%, the lower quartile of fast rounds for 71%.
-    The phase probe's part is to see that every process has rounds in the fast phase (the run tops
+    quartile then moves with them; the fastest round does not (on an A/A pair of ``make bench``
+    runs re-estimated from their raw rounds, ``adtiers stability`` found it the estimate that
+    agreed most often between the runs). The phase probe's part is to see that every process has rounds in the fast phase (the run tops
     up those that have not, ``harness.measure.top_up``) and to say when one has too few."""
     return float(min(rounds))
 
