@@ -9,9 +9,9 @@ tagged with the slower of the two readings:
     sample_i = round seconds / iterations           (a per-call time, as pytest-benchmark's)
     probe_i  = max(p_i, p_(i+1))                     (the machine's speed around the round)
 
-A round is **fast** when ``probe_i <= FAST x ref``, ``ref`` the run's fastest probe reading
-(``harness.stats.replicates`` classifies and estimates; the rounds and readings are all kept in
-the file).
+A round is **fast** when ``probe_i`` and its neighbours' readings are at most ``FAST x ref``,
+``ref`` the run's fastest probe reading (``harness.stats.replicates.fast_mask`` classifies, and
+``estimate`` makes a process's time of its rounds; the rounds and readings are all kept in the file).
 
 Iterations per round: grown tenfold from one until a batch lasts a tenth of ``round_s``, then
 scaled to ``round_s`` (pytest-benchmark's calibration, without its search for precision). Rounds go
